@@ -1,0 +1,3 @@
+"""dj: a personal AI-hosted radio station for every listener."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,196 @@
+"""One typed configuration schema, loaded from TOML files and ``DJ_*`` environment variables.
+
+Every problem in the configuration is collected and reported at once, so that a broken file is
+fixed in one pass rather than one error per start-up.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+HOUSE_SAMPLE_RATE = 44_100
+HOUSE_CHANNELS = 2
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "config" / "default.toml"
+
+
+class ConfigError(ValueError):
+    """Raised with every problem found in a configuration, one per line."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True, slots=True)
+class AudioConfig:
+    target_lufs: float = -14.0
+    voice_lufs: float = -16.0
+    true_peak_dbtp: float = -1.0
+    crossfade_s: float = 4.0
+    duck_attack_ms: float = 150.0
+    duck_release_ms: float = 500.0
+    bitrate_kbps: int = 128
+    block_s: float = 0.5
+    dead_air_dbfs: float = -50.0
+    dead_air_s: float = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class StreamConfig:
+    station_name: str = "dj"
+    metaint: int = 16_000
+    burst_s: float = 4.0
+    buffer_s: float = 8.0
+    pacing: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendConfig:
+    factors: int = 64
+    regularization: float = 0.05
+    iterations: int = 15
+    alpha: float = 10.0
+    exploration: float = 0.15
+    repeat_window_s: float = 3600.0
+    retrain_interval_s: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class NarrateConfig:
+    voices_dir: Path = REPO_ROOT / "voices"
+    default_persona: str = "nova"
+    no_repeat_airings: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("dj")))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    default_territory: str = "US"
+    default_tier: str = "ad-supported"
+    experiments_file: Path = REPO_ROOT / "config" / "experiments.toml"
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    stream: StreamConfig = field(default_factory=StreamConfig)
+    recommend: RecommendConfig = field(default_factory=RecommendConfig)
+    narrate: NarrateConfig = field(default_factory=NarrateConfig)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "dj.sqlite3"
+
+    @property
+    def media_dir(self) -> Path:
+        return self.data_dir / "media"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    def replace(self, **changes: Any) -> Config:
+        return dataclasses.replace(self, **changes)
+
+
+def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
+    kind = type(default)
+    if isinstance(default, Path):
+        if isinstance(value, str | Path):
+            return Path(value).expanduser()
+    elif isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in {"1", "0", "true", "false", "yes", "no"}:
+            return value.lower() in {"1", "true", "yes"}
+    elif isinstance(default, int | float):
+        try:
+            return kind(value)
+        except (TypeError, ValueError):
+            pass
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    problems.append(f"{where}: expected {kind.__name__}, got {value!r}")
+    return default
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, problems: list[str]) -> Any:
+    base = cls()
+    known = {f.name: f for f in fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in known:
+            hint = difflib.get_close_matches(key, known, n=1)
+            problems.append(
+                f"{where}: unknown setting" + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            )
+            continue
+        current = getattr(base, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, Mapping):
+                problems.append(f"{where}: expected a table")
+                continue
+            changes[key] = _build(type(current), value, f"{where}.", problems)
+        else:
+            changes[key] = _coerce(value, current, where, problems)
+    return dataclasses.replace(base, **changes)
+
+
+def _merge(into: dict[str, Any], data: Mapping[str, Any]) -> None:
+    for key, value in data.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    """``DJ_PORT=9000`` sets ``port``; ``DJ_AUDIO__TARGET_LUFS=-16`` sets ``audio.target_lufs``."""
+    out: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith("DJ_"):
+            continue
+        path = name[3:].lower().split("__")
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return out
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Config:
+    """Load ``config/default.toml``, then ``path``, then ``DJ_*`` variables, then ``overrides``."""
+    raw: dict[str, Any] = {}
+    problems: list[str] = []
+    for source in (DEFAULT_CONFIG, path):
+        if source is None or (source == DEFAULT_CONFIG and not source.exists()):
+            continue
+        try:
+            _merge(raw, tomllib.loads(Path(source).read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            problems.append(f"{source}: {exc}")
+    _merge(raw, _env_overrides(os.environ if env is None else env))
+    _merge(raw, {k: v for k, v in overrides.items() if v is not None})
+    config = _build(Config, raw, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    return config
