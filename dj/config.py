@@ -57,10 +57,10 @@ class StreamConfig:
 
 @dataclass(frozen=True, slots=True)
 class RecommendConfig:
-    factors: int = 64
-    regularization: float = 0.05
+    factors: int = 256
+    regularization: float = 80.0
     iterations: int = 15
-    alpha: float = 10.0
+    alpha: float = 1.0
     exploration: float = 0.15
     repeat_window_s: float = 3600.0
     retrain_interval_s: float = 3600.0
@@ -121,9 +121,8 @@ def _coerce(value: Any, default: Any, where: str, problems: list[str]) -> Any:
             return kind(value)
         except (TypeError, ValueError):
             pass
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
+    elif isinstance(default, str) and isinstance(value, str):
+        return value
     problems.append(f"{where}: expected {kind.__name__}, got {value!r}")
     return default
 

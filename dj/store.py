@@ -1,4 +1,4 @@
-"""SQLite persistence: one connection per thread, WAL mode, named migrations, one transaction helper.
+"""SQLite persistence: a connection per thread, WAL mode, named migrations, one transaction helper.
 
 Each package declares its own schema as a list of :class:`Migration` steps; a step runs once per
 database and is recorded by name, so packages evolve their tables independently.
@@ -36,8 +36,9 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._write_lock = threading.RLock()
+        # journal_mode cannot change inside a transaction
+        self._connection().execute("PRAGMA journal_mode=WAL")
         with self.transaction() as db:
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT"
                 " NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
@@ -90,7 +91,9 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return self._connection().execute(sql, params).fetchall()
 
-    def query_one(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+    def query_one(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
+    ) -> sqlite3.Row | None:
         return self._connection().execute(sql, params).fetchone()
 
     def close(self) -> None:

@@ -1,4 +1,5 @@
-"""The licence rule: a track airs for a listener only when a deal covers territory, tier, today, radio."""
+"""The licence rule: a track airs for a listener only when a deal covers their territory, tier,
+today, for radio use."""
 
 from __future__ import annotations
 

@@ -122,7 +122,9 @@ class Catalog:
                 (artist.id, artist.name),
             )
 
-    def add_track(self, track: Track, shares: Iterable[Share] = (), deals: Iterable[Deal] = ()) -> None:
+    def add_track(
+        self, track: Track, shares: Iterable[Share] = (), deals: Iterable[Deal] = ()
+    ) -> None:
         """Insert or replace a track with its shares and deals, in one transaction."""
         shares, deals = list(shares), list(deals)
         for role in {s.role for s in shares}:
@@ -131,7 +133,11 @@ class Catalog:
                 raise ValueError(f"track {track.id!r}: {role} shares sum to {total}, not 100")
         a = track.analysis
         path = track.audio_path
-        if self.media_dir is not None and path.is_absolute() and path.is_relative_to(self.media_dir):
+        if (
+            self.media_dir is not None
+            and path.is_absolute()
+            and path.is_relative_to(self.media_dir)
+        ):
             path = path.relative_to(self.media_dir)
         with self.store.transaction() as db:
             db.execute(
@@ -139,13 +145,27 @@ class Catalog:
                 (track.artist_id, track.artist_name),
             )
             db.execute(
-                "INSERT OR REPLACE INTO tracks (id, isrc, title, artist_id, album, year, audio_path,"
-                " source_sha256, tags, duration_s, loudness_lufs, true_peak_dbtp, gain_db, cue_in_s,"
+                "INSERT OR REPLACE INTO tracks (id, isrc, title, artist_id, album, year,"
+                " audio_path, source_sha256, tags, duration_s, loudness_lufs, true_peak_dbtp,"
+                " gain_db, cue_in_s,"
                 " cue_out_s, outro_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    track.id, track.isrc, track.title, track.artist_id, track.album, track.year,
-                    str(path), track.source_sha256, json.dumps(list(track.tags)), a.duration_s,
-                    a.loudness_lufs, a.true_peak_dbtp, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s,
+                    track.id,
+                    track.isrc,
+                    track.title,
+                    track.artist_id,
+                    track.album,
+                    track.year,
+                    str(path),
+                    track.source_sha256,
+                    json.dumps(list(track.tags)),
+                    a.duration_s,
+                    a.loudness_lufs,
+                    a.true_peak_dbtp,
+                    a.gain_db,
+                    a.cue_in_s,
+                    a.cue_out_s,
+                    a.outro_s,
                 ),
             )
             if shares:
@@ -192,8 +212,13 @@ class Catalog:
             db.execute(
                 "INSERT OR REPLACE INTO listeners (id, territory, tier, display_name, tags)"
                 " VALUES (?,?,?,?,?)",
-                (listener.id, listener.territory.upper(), listener.tier, listener.display_name,
-                 json.dumps(list(listener.tags))),
+                (
+                    listener.id,
+                    listener.territory.upper(),
+                    listener.tier,
+                    listener.display_name,
+                    json.dumps(list(listener.tags)),
+                ),
             )
 
     def add_interactions(self, rows: Iterable[tuple[str, str, float]]) -> None:
@@ -227,7 +252,10 @@ class Catalog:
         return self._load()[0].get(track_id)
 
     def artists(self) -> list[Artist]:
-        return [Artist(r["id"], r["name"]) for r in self.store.query("SELECT * FROM artists ORDER BY id")]
+        return [
+            Artist(r["id"], r["name"])
+            for r in self.store.query("SELECT * FROM artists ORDER BY id")
+        ]
 
     def artist(self, artist_id: str) -> Artist | None:
         row = self.store.query_one("SELECT * FROM artists WHERE id = ?", (artist_id,))
@@ -237,7 +265,9 @@ class Catalog:
         return list(self._load()[1].get(track_id, []))
 
     def shares(self, track_id: str) -> list[Share]:
-        rows = self.store.query("SELECT * FROM shares WHERE track_id = ? ORDER BY role, party", (track_id,))
+        rows = self.store.query(
+            "SELECT * FROM shares WHERE track_id = ? ORDER BY role, party", (track_id,)
+        )
         return [Share(r["track_id"], r["party"], r["role"], r["share_pct"]) for r in rows]
 
     def is_playable(self, track_id: str, territory: str, tier: str, day: date) -> bool:
@@ -251,12 +281,19 @@ class Catalog:
         row = self.store.query_one("SELECT * FROM listeners WHERE id = ?", (listener_id,))
         if row is None:
             return None
-        return Listener(row["id"], row["territory"], row["tier"], row["display_name"],
-                        tuple(json.loads(row["tags"])))
+        return Listener(
+            row["id"],
+            row["territory"],
+            row["tier"],
+            row["display_name"],
+            tuple(json.loads(row["tags"])),
+        )
 
     def listeners(self) -> list[Listener]:
         return [
-            Listener(r["id"], r["territory"], r["tier"], r["display_name"], tuple(json.loads(r["tags"])))
+            Listener(
+                r["id"], r["territory"], r["tier"], r["display_name"], tuple(json.loads(r["tags"]))
+            )
             for r in self.store.query("SELECT * FROM listeners ORDER BY id")
         ]
 

@@ -81,20 +81,44 @@ class Ledger:
         store.migrate(MIGRATIONS)
 
     def play_started(
-        self, *, event_id: str, listener_id: str, session_id: str, track_id: str, artist_id: str,
-        territory: str, tier: str, persona: str = "", arm: str = "",
-        rightsholders: list[dict] | None = None, at: str | None = None,
+        self,
+        *,
+        event_id: str,
+        listener_id: str,
+        session_id: str,
+        track_id: str,
+        artist_id: str,
+        territory: str,
+        tier: str,
+        persona: str = "",
+        arm: str = "",
+        rightsholders: list[dict] | None = None,
+        at: str | None = None,
     ) -> None:
         with self.store.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO plays (event_id, listener_id, session_id, track_id, artist_id,"
+                "INSERT OR IGNORE INTO plays (event_id, listener_id, session_id, track_id,"
+                " artist_id,"
                 " territory, tier, persona, arm, started_at, rightsholders)"
                 " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (event_id, listener_id, session_id, track_id, artist_id, territory, tier, persona,
-                 arm, at or _now(), json.dumps(rightsholders or [])),
+                (
+                    event_id,
+                    listener_id,
+                    session_id,
+                    track_id,
+                    artist_id,
+                    territory,
+                    tier,
+                    persona,
+                    arm,
+                    at or _now(),
+                    json.dumps(rightsholders or []),
+                ),
             )
 
-    def play_ended(self, event_id: str, played_s: float, outcome: str, at: str | None = None) -> None:
+    def play_ended(
+        self, event_id: str, played_s: float, outcome: str, at: str | None = None
+    ) -> None:
         """``outcome`` is ``completed`` or ``skipped``; only the first end of a play is kept."""
         with self.store.transaction() as db:
             db.execute(
@@ -104,15 +128,33 @@ class Ledger:
             )
 
     def line_aired(
-        self, *, event_id: str, line_id: str, artist_id: str | None, persona: str, listener_id: str,
-        session_id: str, engine: str = "", text: str = "", at: str | None = None,
+        self,
+        *,
+        event_id: str,
+        line_id: str,
+        artist_id: str | None,
+        persona: str,
+        listener_id: str,
+        session_id: str,
+        engine: str = "",
+        text: str = "",
+        at: str | None = None,
     ) -> None:
         with self.store.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO airings (event_id, line_id, artist_id, persona, listener_id,"
                 " session_id, engine, text, aired_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                (event_id, line_id, artist_id, persona, listener_id, session_id, engine, text,
-                 at or _now()),
+                (
+                    event_id,
+                    line_id,
+                    artist_id,
+                    persona,
+                    listener_id,
+                    session_id,
+                    engine,
+                    text,
+                    at or _now(),
+                ),
             )
 
     def feedback(self, *, event_id: str, listener_id: str, track_id: str, kind: str) -> None:
@@ -129,11 +171,14 @@ class Ledger:
         if listener_id is not None:
             sql += " WHERE listener_id = ?"
             params = (listener_id,)
-        rows = self.store.query(sql + " ORDER BY started_at DESC, rowid DESC LIMIT ?", (*params, limit))
+        rows = self.store.query(
+            sql + " ORDER BY started_at DESC, rowid DESC LIMIT ?", (*params, limit)
+        )
         return [Play(**{k: r[k] for k in Play.__slots__}) for r in rows]
 
-    def airings(self, artist_id: str | None = None, listener_id: str | None = None,
-                limit: int = 1000) -> list[Airing]:
+    def airings(
+        self, artist_id: str | None = None, listener_id: str | None = None, limit: int = 1000
+    ) -> list[Airing]:
         """Newest first."""
         clauses, params = [], []
         if artist_id is not None:
@@ -144,6 +189,7 @@ class Ledger:
             params.append(listener_id)
         where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
         rows = self.store.query(
-            f"SELECT * FROM airings{where} ORDER BY aired_at DESC, rowid DESC LIMIT ?", (*params, limit)
+            f"SELECT * FROM airings{where} ORDER BY aired_at DESC, rowid DESC LIMIT ?",
+            (*params, limit),
         )
         return [Airing(**{k: r[k] for k in Airing.__slots__}) for r in rows]

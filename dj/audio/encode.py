@@ -1,0 +1,114 @@
+"""The session's MP3 encoder: one per listener, kept open for the whole stream so there are no gaps
+or encoder restarts between tracks.
+
+pedalboard's writer encodes into an in-memory seekable sink; after every write the bytes that are
+ready are taken out and the sink emptied, so memory stays flat however long the stream runs. A live
+stream's writer is never closed (closing writes the end of the stream); :meth:`close` is for the
+end.
+
+The sink keeps absolute stream positions: on close the encoder seeks back to the start to fill in
+its header tag; bytes already sent cannot change, so such writes are dropped instead of landing
+on (and corrupting) the last frames still in the buffer.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from pedalboard.io import AudioFile
+
+from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE
+
+
+class _DrainableSink(io.RawIOBase):
+    """A seekable, writable byte sink whose already-drained prefix is gone for good."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._base = 0  # absolute offset of self._buf[0]
+        self._buf = bytearray()
+        self._pos = 0
+        self.dropped = 0  # bytes written over already-drained data (header rewrites)
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        end = self._base + len(self._buf)
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: end}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def write(self, data) -> int:  # type: ignore[override]
+        data = bytes(data)
+        n = len(data)
+        start = self._pos
+        if start < self._base:
+            skip = min(n, self._base - start)
+            self.dropped += skip
+            data, start = data[skip:], start + skip
+        if data:
+            rel = start - self._base
+            if rel > len(self._buf):
+                self._buf.extend(b"\0" * (rel - len(self._buf)))
+            self._buf[rel : rel + len(data)] = data
+        self._pos += n
+        return n
+
+    def drain(self) -> bytes:
+        out = bytes(self._buf)
+        self._base += len(self._buf)
+        self._buf.clear()
+        return out
+
+
+class Mp3Encoder:
+    """CBR MP3 at ``bitrate_kbps`` from house-format blocks."""
+
+    def __init__(
+        self,
+        bitrate_kbps: int = 128,
+        sample_rate: int = HOUSE_SAMPLE_RATE,
+        channels: int = HOUSE_CHANNELS,
+    ) -> None:
+        self.bitrate_kbps = bitrate_kbps
+        self._sink = _DrainableSink()
+        self._writer = AudioFile(
+            self._sink, "w", sample_rate, channels, format="mp3", quality=bitrate_kbps
+        )
+        self._closed = False
+        self.bytes_out = 0
+
+    def _drain(self) -> bytes:
+        data = self._sink.drain()
+        self.bytes_out += len(data)
+        return data
+
+    def encode(self, block: np.ndarray) -> bytes:
+        """Encode a ``(2, n)`` float32 block; returns the MP3 bytes ready now (may be empty)."""
+        if self._closed:
+            raise RuntimeError("encoder is closed")
+        self._writer.write(np.ascontiguousarray(block, dtype=np.float32))
+        return self._drain()
+
+    @property
+    def dropped_bytes(self) -> int:
+        return self._sink.dropped
+
+    def close(self) -> bytes:
+        """Finish the stream and return its last bytes. Only for a stream that is ending."""
+        if self._closed:
+            return b""
+        self._closed = True
+        self._writer.close()
+        return self._drain()

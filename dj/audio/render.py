@@ -1,0 +1,530 @@
+"""The per-session renderer: turns the programme's items into a continuous, mastered house-format
+signal, one block at a time, with sample-accurate markers.
+
+Model: every track being played is a *deck* placed on the absolute output timeline (``start`` is
+the output frame where its cue-in sounds). A deck's gain at any frame is its loudness gain times
+its fade curves, all functions of absolute frame positions, so a block boundary never changes the
+result (rendering in 0.5 s blocks or 1-frame blocks gives the same samples).
+
+Rules (each has a test):
+
+* **Crossfade** between consecutive tracks is equal-power and lasts
+  :func:`dj.audio.dsp.crossfade_frames`: ``min(outgoing outro, 2 × requested, half the outgoing
+  usable length, half the incoming usable length)``. The outgoing track's fade ends exactly on its
+  cue-out. A start or stop without a crossfade (first track, a cut, a gap) gets a 5 ms edge fade.
+* **Next item** is asked for at the start, and when the current track comes within its outro +
+  the duck attack + two blocks of its cue-out. ``None`` means nothing yet: the current track plays
+  to its end and the renderer asks again every block, sending silence meanwhile.
+* **Voice** of an item starts at the transition into it (the crossfade start), or later if the
+  previous voice line is still speaking (then it follows it after a short gap), or if the attack
+  could not complete in time. ``voice_source`` is called in the block where the duck's attack
+  begins, no earlier, because it is the moment consent is checked; ``None`` (or an error) means
+  the line is dropped: a ``voice_dropped`` marker and no duck. The music (every deck) is ducked by
+  the item's ``duck_db`` with a raised-cosine attack that ends as the voice starts and a release
+  after it ends; a voice longer than the crossfade keeps ducking the new track's intro.
+* **Skip** fades every audible deck out over ``SKIP_FADE_S`` from the next rendered frame, and
+  fades the next item in over the same time (equal-power).
+* **Dead air**: when the mix has been below ``dead_air_dbfs`` for almost ``dead_air_s`` (a
+  silent stretch inside a track's cue range, or nothing to play), the renderer cuts to the next
+  item before the limit is reached and emits ``dead_air``. Silence before cue-in and after
+  cue-out (the track's own intended silence, trimmed at ingest) is never sent at all.
+* **Bad input** never raises from :meth:`Renderer.render`: an unreadable track is passed over with
+  a ``skipped`` marker and the next item is asked for at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from dj.audio.deadair import DeadAirDetector, is_silent
+from dj.audio.decode import DecodeError, HouseReader
+from dj.audio.dsp import (
+    EDGE_FADE_S,
+    Duck,
+    add_duck,
+    crossfade_frames,
+    db_to_gain,
+    duck_envelope,
+    edge_fade,
+    fade_in_curve,
+    fade_out_curve,
+    place_voice,
+)
+from dj.audio.master import MasterChain
+from dj.audio.plan import Item, Marker
+from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE, AudioConfig
+
+logger = logging.getLogger(__name__)
+
+SKIP_FADE_S = 1.0
+VOICE_GAP_S = 0.4  # between two voice lines that would otherwise overlap
+DEAD_AIR_MARGIN_S = 0.25  # cut this long before the dead-air limit is reached
+MAX_ATTEMPTS_PER_BLOCK = 16  # bad items passed over in one block before giving the block up
+# markers at the same frame come out in this order, whatever the block size
+_KIND_ORDER = {
+    k: i
+    for i, k in enumerate(
+        (
+            "skipped",
+            "dead_air",
+            "voice_end",
+            "track_end",
+            "track_start",
+            "voice_dropped",
+            "voice_start",
+        )
+    )
+}
+
+
+@dataclass(slots=True)
+class _Deck:
+    item: Item
+    reader: HouseReader
+    gain: float
+    in_frame: int  # file frame of cue-in
+    out_frame: int  # file frame of cue-out
+    start: int  # absolute output frame where in_frame sounds
+    fade_in: int = 0  # equal-power fade-in frames from start; 0 = edge fade
+    fade_outs: list[tuple[int, int]] = field(default_factory=list)  # (absolute start, frames)
+    started: bool = False
+    failed: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.item.track.key
+
+    @property
+    def usable(self) -> int:
+        return self.out_frame - self.in_frame
+
+    @property
+    def natural_end(self) -> int:
+        return self.start + self.usable
+
+    @property
+    def end(self) -> int:
+        end = self.natural_end
+        for fs, fl in self.fade_outs:
+            end = min(end, fs + fl)
+        return end
+
+    def envelope(self, t0: int, n: int, edge: int) -> np.ndarray | float:
+        """Fade gain over output frames ``[t0, t0 + n)`` (a scalar 1.0 when no fade is active)."""
+        t1 = t0 + n
+        parts: list[np.ndarray] = []
+        pos: np.ndarray | None = None
+
+        def positions() -> np.ndarray:
+            nonlocal pos
+            if pos is None:
+                pos = np.arange(t0, t1, dtype=np.int64)
+            return pos
+
+        in_len = self.fade_in if self.fade_in > 0 else edge
+        if t0 < self.start + in_len:
+            rel = positions() - self.start
+            parts.append(
+                fade_in_curve(rel, self.fade_in)
+                if self.fade_in > 0
+                else edge_fade(rel, edge, rising=True)
+            )
+        for fs, fl in self.fade_outs:
+            if t1 > fs:
+                parts.append(fade_out_curve(positions() - fs, fl))
+        if not self.fade_outs and t1 > self.natural_end - edge:
+            parts.append(edge_fade(positions() - (self.natural_end - edge), edge, rising=False))
+        if not parts:
+            return 1.0
+        env = parts[0]
+        for p in parts[1:]:
+            env = env * p
+        return env
+
+
+@dataclass(slots=True)
+class _PlannedVoice:
+    key: str
+    duck_db: float
+    start: int  # planned absolute voice start
+    track_key: str
+
+
+@dataclass(slots=True)
+class _Voice:
+    key: str
+    audio: np.ndarray  # (2, n)
+    start: int
+
+    @property
+    def end(self) -> int:
+        return self.start + self.audio.shape[1]
+
+
+class Renderer:
+    """One listener's audio: ``render(n)`` returns the next ``n`` mastered frames and the markers in
+    them. Not thread-safe; call it from one executor thread at a time."""
+
+    def __init__(
+        self,
+        config: AudioConfig,
+        next_item: Callable[[], Item | None],
+        voice_source: Callable[[str], np.ndarray | None],
+        *,
+        profile: bool = False,
+    ) -> None:
+        self.config = config
+        self.sr = HOUSE_SAMPLE_RATE
+        self._next_item = next_item
+        self._voice_source = voice_source
+        self._master = MasterChain(config.true_peak_dbtp, sample_rate=self.sr)
+        self._deadair = DeadAirDetector(self.sr, config.dead_air_dbfs, config.dead_air_s)
+        self._attack = int(round(config.duck_attack_ms * self.sr / 1000.0))
+        self._release = int(round(config.duck_release_ms * self.sr / 1000.0))
+        self._edge = int(round(EDGE_FADE_S * self.sr))
+        self._decks: list[_Deck] = []
+        self._planned: list[_PlannedVoice] = []
+        self._voices: list[_Voice] = []
+        self._ducks: list[Duck] = []
+        self._last_voice_end = -(1 << 62)
+        self._markers: list[Marker] = []
+        self._pending_out: list[np.ndarray] = []
+        self._pending_frames = 0
+        self._mixed = 0  # frames mixed (runs ahead of the output by the limiter's lookahead)
+        self._out = 0  # frames returned
+        self._skip = False
+        self._asked_this_block = False
+        self._in_dead_air = False
+        self.profile = profile
+        self.timings: dict[str, float] = {"decode": 0.0, "dsp": 0.0, "voice": 0.0}
+
+    # -- public API -----------------------------------------------------------------------
+    @property
+    def frames_rendered(self) -> int:
+        return self._out
+
+    @property
+    def current_key(self) -> str | None:
+        """The track audible now (the newer one during a crossfade)."""
+        now = self._out
+        audible = [d for d in self._decks if d.start <= now < d.end]
+        if audible:
+            return audible[-1].key
+        started = [d for d in self._decks if d.start <= now]
+        return started[-1].key if started else None
+
+    def skip(self) -> None:
+        self._skip = True
+
+    def render(self, n_frames: int) -> tuple[np.ndarray, list[Marker]]:
+        """The next ``n_frames`` of output, float32 ``(2, n_frames)`` in [-1, 1], post-master."""
+        if n_frames <= 0:
+            return np.zeros((HOUSE_CHANNELS, 0), np.float32), []
+        guard = 0
+        while self._pending_frames < n_frames and guard < 8:
+            guard += 1
+            chunk = n_frames - self._pending_frames
+            mixed = self._mix_chunk(chunk)
+            t = time.process_time() if self.profile else 0.0
+            mastered = self._master.process(mixed)
+            if self.profile:
+                self.timings["dsp"] += time.process_time() - t
+            if mastered.shape[1]:
+                self._pending_out.append(mastered)
+                self._pending_frames += mastered.shape[1]
+        out = (
+            np.concatenate(self._pending_out, axis=1)
+            if len(self._pending_out) > 1
+            else (
+                self._pending_out[0]
+                if self._pending_out
+                else np.zeros((HOUSE_CHANNELS, 0), np.float32)
+            )
+        )
+        if out.shape[1] < n_frames:  # cannot happen with a sane limiter; never short the caller
+            out = np.pad(out, ((0, 0), (0, n_frames - out.shape[1])))
+        block, rest = out[:, :n_frames], out[:, n_frames:]
+        self._pending_out = [rest] if rest.shape[1] else []
+        self._pending_frames = rest.shape[1]
+        self._out += n_frames
+        markers = [m for m in self._markers if m.frame < self._out]
+        self._markers = [m for m in self._markers if m.frame >= self._out]
+        return np.ascontiguousarray(block, dtype=np.float32), markers
+
+    # -- scheduling -----------------------------------------------------------------------
+    def _mark(self, frame: int, kind: str, key: str, value: float | str | None = None) -> None:
+        self._markers.append(Marker(frame, kind, key, value))
+        self._markers.sort(key=lambda m: (m.frame, _KIND_ORDER.get(m.kind, 99)))
+
+    def _fetch(self, at: int) -> _Deck | None:
+        """Ask for items until one opens (bad ones are reported and passed over)."""
+        for _ in range(MAX_ATTEMPTS_PER_BLOCK):
+            if self._asked_this_block:
+                return None
+            try:
+                item = self._next_item()
+            except Exception:  # the programme failing must not stop the music
+                logger.exception("next_item failed")
+                item = None
+            if item is None:
+                self._asked_this_block = True
+                return None
+            deck = self._open(item, at)
+            if deck is not None:
+                return deck
+        return None
+
+    def _open(self, item: Item, at: int) -> _Deck | None:
+        cue = item.track
+        t = time.process_time() if self.profile else 0.0
+        try:
+            reader = HouseReader(cue.path)
+        except DecodeError as exc:
+            self._reject(item, at, exc.reason)
+            return None
+        except Exception as exc:  # anything else a broken file can do
+            self._reject(item, at, f"unreadable: {exc}")
+            return None
+        finally:
+            if self.profile:
+                self.timings["decode"] += time.process_time() - t
+        in_frame = max(0, int(round(cue.cue_in_s * self.sr)))
+        out_frame = min(reader.frames, int(round(cue.cue_out_s * self.sr)))
+        if out_frame - in_frame < self._edge * 2:
+            reader.close()
+            self._reject(item, at, "nothing to play between the cue points")
+            return None
+        return _Deck(
+            item=item,
+            reader=reader,
+            gain=float(db_to_gain(cue.gain_db)),
+            in_frame=in_frame,
+            out_frame=out_frame,
+            start=at,
+        )
+
+    def _reject(self, item: Item, at: int, reason: str) -> None:
+        logger.warning("skipping track %s (%s): %s", item.track.key, item.track.path, reason)
+        self._mark(at, "skipped", item.track.key, reason)
+
+    def _current(self) -> _Deck | None:
+        return self._decks[-1] if self._decks else None
+
+    def _lookahead(self, deck: _Deck, n: int) -> int:
+        outro = (
+            deck.item.track.outro_s if deck.item.track.outro_s > 0 else 2 * self.config.crossfade_s
+        )
+        return int(round(outro * self.sr)) + self._attack + 2 * n
+
+    def _schedule(self, t0: int, n: int) -> None:
+        """Make sure the next deck is placed on the timeline in time for its crossfade."""
+        cur = self._current()
+        if cur is None or cur.end <= t0:
+            deck = self._fetch(t0)
+            if deck is not None:
+                self._add_deck(deck, t0, 0, None)
+            return
+        if cur.end - t0 > self._lookahead(cur, n):
+            return
+        deck = self._fetch(t0)
+        if deck is None:
+            return
+        length = crossfade_frames(
+            deck.item.crossfade_s, cur.item.track.outro_s, cur.usable, deck.usable, self.sr
+        )
+        start = cur.end - length
+        if start < t0:
+            start, length = t0, max(0, cur.end - t0)
+        if length > 0 and not cur.fade_outs:
+            cur.fade_outs.append((start, length))
+        elif cur.fade_outs:  # already fading (a skip): start when it is gone
+            start, length = max(t0, cur.end), 0
+        self._add_deck(deck, start, length, cur)
+
+    def _add_deck(self, deck: _Deck, start: int, fade_in: int, previous: _Deck | None) -> None:
+        deck.start = start
+        deck.fade_in = fade_in
+        self._decks.append(deck)
+        voice = deck.item.voice
+        if voice is not None:
+            self._planned.append(_PlannedVoice(voice.key, voice.duck_db, start, deck.key))
+
+    def _cut_to_next(self, at: int, fade: int) -> None:
+        """Fade out what is playing from ``at`` over ``fade`` frames, and bring the next item in
+        over the same frames (a queued deck moves forward; otherwise the next item is fetched)."""
+        queued = [d for d in self._decks if d.start > at]
+        for d in self._decks:
+            if d.start <= at < d.end:
+                d.fade_outs.append((at, min(fade, d.end - at)))
+        if queued:
+            nxt = queued[0]
+            nxt.start, nxt.fade_in = at, fade
+            for d in queued[1:]:  # cannot happen (one deck is queued at a time); stay safe
+                self._decks.remove(d)
+                d.reader.close()
+                self._planned = [pv for pv in self._planned if pv.track_key != d.key]
+            for pv in self._planned:
+                if pv.track_key == nxt.key:
+                    pv.start = at
+        else:
+            self._asked_this_block = False
+            deck = self._fetch(at)
+            if deck is not None:
+                self._add_deck(deck, at, fade, None)
+
+    # -- mixing ---------------------------------------------------------------------------
+    def _mix_chunk(self, n: int) -> np.ndarray:
+        t0 = self._mixed
+        self._asked_this_block = False
+        if self._skip:
+            self._skip = False
+            self._cut_to_next(t0, int(round(SKIP_FADE_S * self.sr)))
+        self._schedule(t0, n)
+        music = self._mix_decks(t0, n)
+        if self._dead_air_ahead(music):
+            music = self._handle_dead_air(t0, n)
+        if not self._deadair.feed(music):
+            self._in_dead_air = False
+        mixed = self._mix_voices(t0, n, music)
+        self._retire(t0 + n)
+        self._mixed = t0 + n
+        return mixed
+
+    def current_key_at(self, frame: int) -> str | None:
+        audible = [d for d in self._decks if d.start <= frame < d.end]
+        return audible[-1].key if audible else None
+
+    def _mix_decks(self, t0: int, n: int) -> np.ndarray:
+        t1 = t0 + n
+        music = np.zeros((HOUSE_CHANNELS, n), np.float32)
+        for d in self._decks:
+            lo, hi = max(t0, d.start), min(t1, d.end)
+            if hi <= lo:
+                continue
+            if not d.started:
+                d.started = True
+                self._mark(d.start, "track_start", d.key)
+            t = time.process_time() if self.profile else 0.0
+            try:
+                data = d.reader.read(d.in_frame + (lo - d.start), hi - lo)
+            except Exception as exc:  # a file that breaks mid-play
+                d.failed = f"unreadable: {exc}"
+                data = None
+            if self.profile:
+                t2 = time.process_time()
+                self.timings["decode"] += t2 - t
+                t = t2
+            if data is None:
+                continue
+            env = d.envelope(lo, hi - lo, self._edge)
+            if isinstance(env, float):
+                music[:, lo - t0 : hi - t0] += data * np.float32(d.gain)
+            else:
+                music[:, lo - t0 : hi - t0] += data * (env * np.float32(d.gain))
+            if self.profile:
+                self.timings["dsp"] += time.process_time() - t
+        for d in [d for d in self._decks if d.failed]:
+            logger.warning("track %s failed while playing: %s", d.key, d.failed)
+            self._mark(max(t0, d.start), "skipped", d.key, d.failed)
+            d.fade_outs.append((t0, 0))
+            d.failed = None
+        return music
+
+    def _dead_air_ahead(self, music: np.ndarray) -> bool:
+        """True when this chunk is silent and would take the silence to the limit."""
+        limit = self._deadair.limit_frames - int(DEAD_AIR_MARGIN_S * self.sr)
+        if self._deadair.silent_frames + music.shape[1] <= limit:
+            return False
+        if self._voices:
+            return False
+        return is_silent(music, self.sr, self.config.dead_air_dbfs)
+
+    def _handle_dead_air(self, t0: int, n: int) -> np.ndarray:
+        limit = self._deadair.limit_frames - int(DEAD_AIR_MARGIN_S * self.sr)
+        at = t0 + max(0, min(n - 1, limit - self._deadair.silent_frames))
+        key = self.current_key_at(at) or ""
+        if not self._in_dead_air:
+            logger.warning(
+                "dead air in %s at frame %d: moving on to the next item",
+                key or "(nothing playing)",
+                at,
+            )
+            self._mark(
+                at, "dead_air", key, round((at - t0 + self._deadair.silent_frames) / self.sr, 3)
+            )
+            self._in_dead_air = True
+        self._cut_to_next(at, self._edge)
+        return self._mix_decks(t0, n)
+
+    def _activate_due_voices(self, t0: int, n: int) -> None:
+        t1 = t0 + n
+        still: list[_PlannedVoice] = []
+        for pv in sorted(self._planned, key=lambda p: p.start):
+            start = (
+                place_voice(
+                    pv.start, self._attack, t0, self._last_voice_end, int(VOICE_GAP_S * self.sr)
+                )
+                if pv.start - self._attack < t1
+                else pv.start
+            )
+            if start - self._attack >= t1:
+                pv.start = start
+                still.append(pv)
+                continue
+            try:
+                audio = self._voice_source(pv.key)
+            except Exception:
+                logger.exception("voice %s could not be fetched", pv.key)
+                audio = None
+            if audio is None:
+                self._mark(start, "voice_dropped", pv.key)
+                continue
+            audio = np.asarray(audio, dtype=np.float32)
+            if audio.ndim == 1:
+                audio = audio[np.newaxis, :]
+            if audio.shape[0] == 1:
+                audio = np.repeat(audio, HOUSE_CHANNELS, axis=0)
+            audio = np.ascontiguousarray(audio[:HOUSE_CHANNELS])
+            if audio.shape[1] == 0:
+                self._mark(start, "voice_dropped", pv.key)
+                continue
+            voice = _Voice(pv.key, audio, start)
+            self._voices.append(voice)
+            self._ducks = add_duck(
+                self._ducks, Duck(start, voice.end, pv.duck_db, self._attack, self._release)
+            )
+            self._last_voice_end = voice.end
+            self._mark(start, "voice_start", pv.key)
+            self._mark(voice.end, "voice_end", pv.key)
+        self._planned = still
+
+    def _mix_voices(self, t0: int, n: int, music: np.ndarray) -> np.ndarray:
+        t = time.process_time() if self.profile else 0.0
+        self._activate_due_voices(t0, n)
+        t1 = t0 + n
+        active = [dk for dk in self._ducks if dk.start < t1 and dk.end > t0]
+        if active:
+            music *= duck_envelope(np.arange(t0, t1, dtype=np.int64), active)
+        for v in self._voices:
+            lo, hi = max(t0, v.start), min(t1, v.end)
+            if hi > lo:
+                music[:, lo - t0 : hi - t0] += v.audio[:, lo - v.start : hi - v.start]
+        if self.profile:
+            self.timings["voice"] += time.process_time() - t
+        return music
+
+    def _retire(self, t1: int) -> None:
+        for d in [d for d in self._decks if d.end <= t1 and d.started]:
+            self._decks.remove(d)
+            d.reader.close()
+            self._mark(d.end, "track_end", d.key, round((d.end - d.start) / self.sr, 4))
+        for d in [d for d in self._decks if d.end <= d.start]:  # cut before it ever sounded
+            self._decks.remove(d)
+            d.reader.close()
+        self._voices = [v for v in self._voices if v.end > t1]
+        self._ducks = [dk for dk in self._ducks if dk.end > t1]

@@ -1,0 +1,121 @@
+"""Bearer tokens: random secrets shown once, stored only as SHA-256 hashes, revocable.
+
+A token is ``dj_<id>_<secret>``: the id (public, for listing and revoking) and a 256-bit secret.
+Only the hash of the whole token is kept, so a copy of the database gives no working token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dj.auth.roles import check_role
+from dj.store import Migration, Store
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "dj_"
+
+MIGRATIONS = [
+    Migration(
+        "auth-0001-tokens",
+        """
+        CREATE TABLE auth_tokens (
+            id TEXT PRIMARY KEY, hash TEXT NOT NULL UNIQUE, role TEXT NOT NULL,
+            subject TEXT, label TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, revoked_at TEXT
+        );
+        """,
+    )
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request speaks for."""
+
+    token_id: str
+    role: str
+    subject: str | None
+
+    def describe(self) -> str:
+        """For audit trails: role, subject and the token used (never the secret)."""
+        who = f"{self.role}:{self.subject}" if self.subject else self.role
+        return f"{who} (token {self.token_id})"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    id: str
+    role: str
+    subject: str | None
+    label: str
+    created_at: str
+    revoked_at: str | None
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenStore:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        store.migrate(MIGRATIONS)
+
+    def create(self, role: str, subject: str | None, label: str = "") -> str:
+        """A new token for ``role``/``subject``; the only time its secret exists in clear."""
+        check_role(role, subject)
+        token_id = secrets.token_hex(4)
+        token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT INTO auth_tokens (id, hash, role, subject, label, created_at)"
+                " VALUES (?,?,?,?,?,?)",
+                (token_id, _hash(token), role, subject, label,
+                 datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+        logger.info("token %s created for %s:%s", token_id, role, subject or "")
+        return token
+
+    def authenticate(self, token: str | None) -> Principal | None:
+        if not token or not token.startswith(PREFIX) or len(token) > 200:
+            return None
+        row = self.store.query_one(
+            "SELECT id, role, subject FROM auth_tokens WHERE hash = ? AND revoked_at IS NULL",
+            (_hash(token),),
+        )
+        if row is None:
+            return None
+        return Principal(row["id"], row["role"], row["subject"])
+
+    def revoke(self, token_id: str) -> bool:
+        """True if a live token was revoked; it stops working at once."""
+        with self.store.transaction() as db:
+            cur = db.execute(
+                "UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (datetime.now(UTC).isoformat(timespec="seconds"), token_id),
+            )
+        return cur.rowcount > 0
+
+    def list(self, role: str | None = None, subject: str | None = None) -> list[TokenInfo]:
+        clauses, params = [], []
+        if role is not None:
+            clauses.append("role = ?")
+            params.append(role)
+        if subject is not None:
+            clauses.append("subject = ?")
+            params.append(subject)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        rows = self.store.query(
+            f"SELECT id, role, subject, label, created_at, revoked_at FROM auth_tokens{where}"
+            " ORDER BY created_at, id", params,
+        )
+        return [TokenInfo(**dict(r)) for r in rows]
+
+
+def create_token(store: Store, role: str, subject: str | None, label: str = "") -> str:
+    """``dj token create --role artist --artist ID`` calls this; print the result once."""
+    return TokenStore(store).create(role, subject, label)

@@ -1,0 +1,177 @@
+"""Artist lines as values: scope, content id, and the checks that say where a line may air.
+
+A line's id is a hash of everything that makes it what it is (artist, text, clip bytes, scope), so
+the same line always has the same id, and any change to what is said or where makes a new line
+that the artist approves on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from dj.narrate.slots import SlotError, unknown_slots
+
+MOMENTS = ("before", "after", "any")  # before the artist's track, after it, or either
+ALL = "all"
+MAX_TEXT_CHARS = 400
+APPROVED, REVOKED = "approved", "revoked"
+
+
+class LineError(ValueError):
+    """A line that cannot be registered; the message is shown to the artist."""
+
+
+def _names(value: Any, what: str, upper: bool = False) -> tuple[str, ...]:
+    """``"all"``, ``["all"]``, ``["WW"]`` (territories) or nothing → () meaning every one."""
+    if value is None or value == ALL:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise LineError(f"{what} must be \"all\" or a list of names")
+    names = {v.strip().upper() if upper else v.strip() for v in value}
+    if ALL in {n.lower() for n in names} or (upper and "WW" in names):
+        return ()
+    return tuple(sorted(names))
+
+
+def _instant(value: Any, what: str, end_of_day: bool) -> datetime | None:
+    """A UTC instant from a TOML date/datetime or an ISO string; a bare end date is inclusive."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = (date.fromisoformat(value) if len(value) == 10
+                     else datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            raise LineError(f"{what}: not an ISO date or date-time: {value!r}") from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        if end_of_day:
+            next_day = datetime.combine(value + timedelta(days=1), time(), UTC)
+            return next_day - timedelta(microseconds=1)
+        return datetime.combine(value, time(), UTC)
+    raise LineError(f"{what}: expected a date, got {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class LineScope:
+    """Where a line may air. Empty tuples mean "all"; the window is inclusive, in UTC."""
+
+    personas: tuple[str, ...] = ()
+    territories: tuple[str, ...] = ()
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    moment: str = "any"
+    tracks: tuple[str, ...] = ()  # only with these tracks of the artist (empty: any of them)
+
+    @classmethod
+    def parse(cls, data: Mapping[str, Any] | None) -> LineScope:
+        data = dict(data or {})
+        known = {"personas", "territories", "valid_from", "valid_until", "moment", "tracks"}
+        extra = sorted(set(data) - known)
+        if extra:
+            raise LineError(f"unknown scope field(s): {', '.join(extra)}")
+        moment = data.get("moment", "any")
+        if moment not in MOMENTS:
+            raise LineError(f"moment must be one of {', '.join(MOMENTS)}, got {moment!r}")
+        scope = cls(
+            personas=_names(data.get("personas"), "personas"),
+            territories=_names(data.get("territories"), "territories", upper=True),
+            valid_from=_instant(data.get("valid_from"), "valid_from", end_of_day=False),
+            valid_until=_instant(data.get("valid_until"), "valid_until", end_of_day=True),
+            moment=moment,
+            tracks=_names(data.get("tracks"), "tracks"),
+        )
+        if scope.valid_from and scope.valid_until and scope.valid_until < scope.valid_from:
+            raise LineError("valid_until is before valid_from")
+        return scope
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "personas": list(self.personas) or ALL,
+            "territories": list(self.territories) or ALL,
+            "valid_from": self.valid_from.isoformat() if self.valid_from else None,
+            "valid_until": self.valid_until.isoformat() if self.valid_until else None,
+            "moment": self.moment,
+            "tracks": list(self.tracks) or ALL,
+        }
+
+    def covers(self, persona: str, territory: str | None, now: datetime) -> bool:
+        """``territory=None`` skips the territory check (it was made when the line was chosen)."""
+        if self.personas and persona not in self.personas:
+            return False
+        if territory is not None and self.territories and territory.upper() not in self.territories:
+            return False
+        now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
+        if self.valid_from is not None and now < self.valid_from:
+            return False
+        return not (self.valid_until is not None and now > self.valid_until)
+
+    def fits(self, moment: str, track_id: str | None) -> bool:
+        """Whether the line belongs ``before`` or ``after`` this track of the artist."""
+        if self.moment not in ("any", moment):
+            return False
+        return not self.tracks or track_id in self.tracks
+
+
+def check_text(text: Any) -> str:
+    if not isinstance(text, str) or not text.strip():
+        raise LineError("text is required")
+    text = " ".join(text.split())
+    if len(text) > MAX_TEXT_CHARS:
+        raise LineError(f"text is too long ({len(text)} characters; at most {MAX_TEXT_CHARS})")
+    try:
+        bad = unknown_slots(text)
+    except SlotError as exc:
+        raise LineError(str(exc)) from None
+    if bad:
+        raise LineError(f"unknown slot(s): {', '.join('{' + b + '}' for b in bad)}")
+    return text
+
+
+def line_content_id(artist_id: str, text: str, scope: LineScope, clip_sha256: str | None) -> str:
+    """Stable id: sha256 over artist, text, clip bytes' hash and scope (canonical JSON)."""
+    canonical = json.dumps(
+        {"artist": artist_id, "text": text, "clip": clip_sha256, "scope": scope.to_json()},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    id: str
+    artist_id: str
+    text: str
+    scope: LineScope
+    state: str = APPROVED
+    clip_path: Path | None = None
+    clip_sha256: str | None = None
+    source: str = "api"  # "api" or "file:<path>"
+    created_at: str = ""
+    updated_at: str = ""
+
+    @property
+    def consent_kind(self) -> str:
+        """The consent it needs: a clip airs the artist's own voice; text is read by a persona."""
+        return "recorded_clips" if self.clip_sha256 else "persona_text"
+
+    @property
+    def approved(self) -> bool:
+        return self.state == APPROVED
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "artist": self.artist_id, "text": self.text, "state": self.state,
+            "scope": self.scope.to_json(), "clip": bool(self.clip_sha256),
+            "clip_sha256": self.clip_sha256, "source": self.source,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }

@@ -1,0 +1,335 @@
+"""The narrator: decides whether and what the DJ says at a transition, renders it ahead of time,
+and checks approval, consent and scope again whenever the audio is asked for.
+
+Thread-safe: the programme calls :meth:`Narrator.choose` on the event loop (fast, no audio) and
+:meth:`Narrator.render` in an executor; the artist API revokes from yet another thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+
+import numpy as np
+
+from dj.catalog.repository import Catalog
+from dj.config import Config
+from dj.ledger.log import Ledger
+from dj.narrate.cache import VoiceCache
+from dj.narrate.consent import PERSONA_TEXT
+from dj.narrate.engines.base import SpeechEngine
+from dj.narrate.engines.clip import ClipEngine
+from dj.narrate.engines.espeak import EspeakEngine
+from dj.narrate.engines.neural import NeuralEngine
+from dj.narrate.packs import load_packs
+from dj.narrate.persona import FALLBACK_PERSONA, Persona, VoiceParams, load_personas
+from dj.narrate.registry import LineRegistry, Revocation
+from dj.narrate.script import TEMPLATE_WEIGHTS, Candidate, draw, pick, repeat_identity, slot_values
+from dj.narrate.slots import NEXT_TRACK_SLOTS, PREV_TRACK_SLOTS, fill
+from dj.narrate.utterance import NarrationContext, Utterance, template_line_id, utterance_key
+from dj.narrate.voice_dsp import to_house
+from dj.store import Store
+
+logger = logging.getLogger(__name__)
+
+
+class Narrator:
+    def __init__(self, store: Store, catalog: Catalog, config: Config, *,
+                 voices_dir: Path | None = None) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.config = config
+        self.voices_dir = voices_dir if voices_dir is not None else config.narrate.voices_dir
+        self.ledger = Ledger(store)
+        self.lines = LineRegistry(store, config.data_dir / "voice-clips")
+        self.cache = VoiceCache(store, config.cache_dir / "voice")
+        loaded, problems = load_personas(self.voices_dir / "personas")
+        self.personas: Mapping[str, Persona] = MappingProxyType(loaded)
+        self.problems: list[str] = list(problems)
+        self.failures = 0
+        self.failure_reasons: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._known: dict[str, Utterance] = {}
+        self._recent: dict[str, deque[str]] = {}
+        self._callbacks: list[Callable[[str], None]] = []
+        self._espeak = EspeakEngine()
+        self._clips = ClipEngine()
+        self._neural = NeuralEngine()
+        self._engine_names: dict[str, str] = {}
+        self.lines.on_revoke(self._revoked)
+        if config.narrate.default_persona not in self.personas:
+            problem = f"default persona {config.narrate.default_persona!r} is not loaded"
+            logger.error(problem)
+            self.problems.append(problem)
+        packs, pack_problems = load_packs(self.voices_dir / "artists")
+        self.problems.extend(pack_problems)
+        for pack in packs:
+            report = self.lines.sync_pack(pack)
+            self.problems.extend(p for p in report.problems if p not in pack.problems)
+            if report.added or report.revoked:
+                logger.info("artist pack %s: %d added, %d revoked", pack.artist_id,
+                            len(report.added), len(report.revoked))
+
+    # -- personas -------------------------------------------------------------------------
+    def persona(self, name: str | None) -> Persona:
+        """The named persona; an unknown name gets the default (then any loaded, then built-in)."""
+        if name and name in self.personas:
+            return self.personas[name]
+        default = self.personas.get(self.config.narrate.default_persona)
+        if default is not None:
+            return default
+        return next(iter(self.personas.values()), FALLBACK_PERSONA)
+
+    def _engine_name(self, persona: Persona) -> str:
+        """``neural`` when asked for and usable here, else espeak (the reason is logged once)."""
+        if persona.engine != "neural":
+            return "espeak"
+        with self._lock:
+            cached = self._engine_names.get(persona.name)
+        if cached is None:
+            ok, reason = self._neural.available(persona.voice)
+            cached = "neural" if ok else "espeak"
+            if not ok:
+                logger.warning("persona %s: neural voice unavailable (%s); using espeak-ng",
+                               persona.name, reason)
+            with self._lock:
+                self._engine_names[persona.name] = cached
+        return cached
+
+    def _fingerprint(self, persona: Persona, engine: str) -> str:
+        material = repr((persona.name, engine, persona.voice, persona.chain,
+                         self.config.audio.voice_lufs))
+        return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+    # -- choosing -------------------------------------------------------------------------
+    def _recent_for(self, listener_id: str) -> deque[str]:
+        """What this listener heard lately: seeded from the ledger, then kept in memory."""
+        with self._lock:
+            recent = self._recent.get(listener_id)
+        if recent is not None:
+            return recent
+        window = self.config.narrate.no_repeat_airings
+        airings = self.ledger.airings(listener_id=listener_id, limit=window)
+        seeded: deque[str] = deque(maxlen=max(1, window))
+        for airing in reversed(airings):
+            is_template = airing.line_id.startswith("template:")
+            seeded.append(repeat_identity(airing.line_id, airing.text, is_template))
+        with self._lock:
+            return self._recent.setdefault(listener_id, seeded)
+
+    def _artist_candidates(self, ctx: NarrationContext, persona: Persona,
+                           recent: deque[str]) -> list[Candidate]:
+        out: list[Candidate] = []
+        station = self.config.stream.station_name
+        for track, moment in ((ctx.next, "before"), (ctx.prev, "after")):
+            if track is None:
+                continue
+            for line in self.lines.lines(track.artist_id, approved_only=True):
+                if line.id in recent or not line.scope.fits(moment, track.id):
+                    continue
+                if not self.lines.line_usable(line.id, track.artist_id, persona.name,
+                                              ctx.territory, ctx.now):
+                    continue
+                text = fill(line.text, slot_values(ctx, station, about=track))
+                if text is None:
+                    continue
+                engine = "clip" if line.clip_sha256 else self._engine_name(persona)
+                out.append(Candidate(line.id, track.artist_id, (track.artist_id,), text, engine,
+                                     1.0, line.id, line.clip_sha256))
+        return out
+
+    def _template_candidates(self, ctx: NarrationContext, persona: Persona,
+                             recent: deque[str]) -> list[Candidate]:
+        out: list[Candidate] = []
+        values = slot_values(ctx, self.config.stream.station_name)
+        engine = self._engine_name(persona)
+        for template in persona.templates:
+            if template.kind == "intro" and ctx.next is None:
+                continue
+            if template.kind == "back_announce" and ctx.prev is None:
+                continue
+            named: list[str] = []
+            if template.slots & NEXT_TRACK_SLOTS:
+                if ctx.next is None:
+                    continue
+                named.append(ctx.next.artist_id)
+            if template.slots & PREV_TRACK_SLOTS:
+                if ctx.prev is None:
+                    continue
+                named.append(ctx.prev.artist_id)
+            if not all(self.lines.consent_covers(a, PERSONA_TEXT, persona.name, ctx.territory)
+                       for a in named):
+                continue  # templates name an artist only with their persona_text consent
+            text = fill(template.text, values)
+            if text is None:
+                continue
+            line_id = template_line_id(persona.name, template.id)
+            identity = repeat_identity(line_id, text, True)
+            if identity in recent:
+                continue
+            out.append(Candidate(line_id, named[0] if named else None,
+                                 tuple(dict.fromkeys(named)), text, engine,
+                                 TEMPLATE_WEIGHTS.get(template.kind, 1.0), identity))
+        return out
+
+    def choose(self, ctx: NarrationContext) -> Utterance | None:
+        """Whether to talk at this transition and what to say; fast (no audio), never raises."""
+        try:
+            return self._choose(ctx)
+        except Exception:
+            logger.exception("narration choice failed for listener %s", ctx.listener_id)
+            self._fail("choose")
+            return None
+
+    def _choose(self, ctx: NarrationContext) -> Utterance | None:
+        persona = self.persona(ctx.persona)
+        if ctx.prev is None and ctx.next is None:
+            return None
+        seed = (ctx.listener_id, ctx.prev.id if ctx.prev else "", ctx.next.id if ctx.next else "",
+                ctx.now.isoformat())
+        if ctx.since_last_voice_s is not None:
+            if ctx.since_last_voice_s < persona.min_gap_s:
+                return None
+            if draw("talk", *seed) >= persona.talk_probability:
+                return None
+        recent = self._recent_for(ctx.listener_id)
+        candidates = self._artist_candidates(ctx, persona, recent)
+        if not candidates:  # approved artist lines come first; templates otherwise
+            candidates = self._template_candidates(ctx, persona, recent)
+        chosen = pick(candidates, *seed)
+        if chosen is None:
+            return None
+        key = utterance_key(self._fingerprint(persona, chosen.engine), chosen.line_id,
+                            chosen.text, chosen.clip_sha256)
+        utt = Utterance(key, chosen.line_id, chosen.artist_id, persona.name, chosen.text,
+                        chosen.engine, chosen.artists)
+        with self._lock:
+            self._known[key] = utt
+            recent.append(chosen.identity)
+        return utt
+
+    # -- checks ---------------------------------------------------------------------------
+    def is_airable(self, utt: Utterance, territory: str | None = None,
+                   now: datetime | None = None) -> bool:
+        """Approval, consent and scope, checked now. ``territory=None`` skips only the territory
+        check (made when the line was chosen for a listener)."""
+        now = now or datetime.now(UTC)
+        persona = self.personas.get(utt.persona)
+        if persona is None and utt.persona == FALLBACK_PERSONA.name:
+            persona = FALLBACK_PERSONA
+        if persona is None:
+            return False
+        if utt.is_template:
+            if persona.template(utt.template_id or "") is None:
+                return False
+            return all(self.lines.consent_covers(a, PERSONA_TEXT, persona.name, territory)
+                       for a in utt.artists)
+        line = self.lines.get(utt.line_id)
+        if line is None or (utt.engine == "clip") != bool(line.clip_sha256):
+            return False
+        return self.lines.line_usable(utt.line_id, utt.artist_id, persona.name, territory, now)
+
+    # -- audio ----------------------------------------------------------------------------
+    def _fail(self, reason: str) -> None:
+        with self._lock:
+            self.failures += 1
+            self.failure_reasons[reason] += 1
+
+    def _synthesize(self, utt: Utterance) -> np.ndarray:
+        lufs = self.config.audio.voice_lufs
+        if utt.engine == "clip":
+            line = self.lines.get(utt.line_id)
+            if line is None or line.clip_path is None:
+                raise LookupError(f"clip of line {utt.line_id} is gone")
+            mono, rate = self._clips.synthesize(utt.text, VoiceParams(clip_path=line.clip_path))
+            return to_house(mono, rate, (), lufs)
+        persona = self.persona(utt.persona)
+        engine: SpeechEngine = self._neural if utt.engine == "neural" else self._espeak
+        mono, rate = engine.synthesize(utt.text, persona.voice)
+        return to_house(mono, rate, persona.chain, lufs)
+
+    def render(self, utt: Utterance) -> np.ndarray | None:
+        """(2, n) float32 at 44.1 kHz and the voice loudness, or None (not airable, or failed).
+
+        Blocking; call it in an executor right after :meth:`choose`, so speech is ready long
+        before it is due.
+        """
+        if not self.is_airable(utt):
+            return None
+        with self._lock:
+            self._known.setdefault(utt.key, utt)
+        cached = self.cache.get(utt.key)
+        if cached is not None:
+            return cached
+        try:
+            audio = self._synthesize(utt)
+        except Exception as exc:
+            logger.error("speech render failed (%s, %s): %s", utt.engine, utt.line_id, exc)
+            self._fail(f"render:{utt.engine}")
+            return None
+        with self.lines.lock:  # no revocation can slip between this check and the write
+            if not self.is_airable(utt):
+                return None
+            try:
+                self.cache.put(utt, audio)
+            except OSError as exc:
+                logger.warning("voice cache write failed for %s: %s", utt.key, exc)
+        return audio
+
+    def audio_for(self, key: str, territory: str | None = None) -> np.ndarray | None:
+        """For the renderer when the voice is due: the cached audio, only if still airable."""
+        with self._lock:
+            utt = self._known.get(key)
+        if utt is None:
+            utt = self.cache.utterance(key)
+        if utt is None or not self.is_airable(utt, territory):
+            return None
+        return self.cache.get(key)
+
+    def record_airing(self, utt: Utterance, *, listener_id: str, session_id: str,
+                      event_id: str) -> None:
+        self.ledger.line_aired(event_id=event_id, line_id=utt.line_id, artist_id=utt.artist_id,
+                               persona=utt.persona, listener_id=listener_id,
+                               session_id=session_id, engine=utt.engine, text=utt.text)
+
+    # -- revocation -----------------------------------------------------------------------
+    def on_revoke(self, callback: Callable[[str], None]) -> None:
+        """``callback(line_id)`` after a revoke is committed and before it is acknowledged.
+
+        A line revocation reports that line. A consent revocation reports every line id it
+        silences: the artist's lines and the template line ids of utterances that name the artist
+        (a template id is shared with other artists' utterances, so re-check queued ones with
+        :meth:`is_airable` rather than assuming all are gone).
+        """
+        self._callbacks.append(callback)
+
+    def _revoked(self, event: Revocation) -> None:
+        if event.line_id is not None:
+            deleted = self.cache.delete_line(event.line_id)
+        else:
+            deleted = self.cache.delete_artist(event.artist_id)
+        with self._lock:
+            if event.line_id is not None:
+                gone = [k for k, u in self._known.items() if u.line_id == event.line_id]
+                subjects = [event.line_id]
+            else:
+                gone = [k for k, u in self._known.items() if event.artist_id in u.artists
+                        or u.artist_id == event.artist_id]
+                subjects = [ln.id for ln in self.lines.lines(event.artist_id)]
+                subjects += [self._known[k].line_id for k in gone]
+            for key in gone:
+                self._known.pop(key, None)
+        deleted += self.cache.discard(gone)
+        logger.info("revoked %s: %d cached renders deleted", event.subject, deleted)
+        for subject in dict.fromkeys(subjects):
+            for callback in list(self._callbacks):
+                try:
+                    callback(subject)
+                except Exception:
+                    logger.exception("on_revoke callback failed for %s", subject)

@@ -1,0 +1,54 @@
+"""What the programme asks the narrator about (a transition) and what it gets (an utterance)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+
+from dj.catalog.models import Track
+
+TEMPLATE_PREFIX = "template:"
+
+
+@dataclass(frozen=True)
+class NarrationContext:
+    listener_id: str
+    listener_name: str
+    territory: str
+    persona: str
+    prev: Track | None  # the track that is ending
+    next: Track | None  # the track about to start
+    now: datetime  # the listener's local time if known; time_of_day is taken from its hour
+    since_last_voice_s: float | None  # None: the DJ has not spoken in this session yet
+
+
+@dataclass(frozen=True)
+class Utterance:
+    key: str  # content id of what is spoken (persona + line id + final text/clip): the cache key
+    line_id: str  # artist line content id, or "template:<persona>:<template id>"
+    artist_id: str | None  # the artist the line is about / by (None for station IDs)
+    persona: str
+    text: str
+    engine: str  # "espeak" | "clip" | "neural"
+    artists: tuple[str, ...] = ()  # every artist the words name (a template may name two)
+
+    @property
+    def is_template(self) -> bool:
+        return self.line_id.startswith(TEMPLATE_PREFIX)
+
+    @property
+    def template_id(self) -> str | None:
+        if not self.is_template:
+            return None
+        return self.line_id.split(":", 2)[2]
+
+
+def template_line_id(persona: str, template_id: str) -> str:
+    return f"{TEMPLATE_PREFIX}{persona}:{template_id}"
+
+
+def utterance_key(persona_fingerprint: str, line_id: str, text: str,
+                  clip_sha256: str | None) -> str:
+    material = "\x1f".join((persona_fingerprint, line_id, text, clip_sha256 or ""))
+    return hashlib.sha256(material.encode()).hexdigest()[:32]

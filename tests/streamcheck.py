@@ -1,0 +1,81 @@
+"""Helpers for end-to-end tests: read a live stream and decode it with an independent decoder."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from dataclasses import dataclass
+
+import imageio_ffmpeg
+import numpy as np
+
+BYTES_PER_S = 128_000 // 8
+
+
+@dataclass
+class Decoded:
+    returncode: int
+    stderr: str
+    pcm: np.ndarray  # mono float32 at `rate`
+    rate: int
+
+
+def decode_mp3(data: bytes, rate: int = 22_050) -> Decoded:
+    """Decode with ffmpeg (from the imageio-ffmpeg wheel), failing on the first decode error."""
+    proc = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-xerror",
+            "-v",
+            "error",
+            "-f",
+            "mp3",
+            "-i",
+            "pipe:0",
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "pipe:1",
+        ],
+        input=data,
+        capture_output=True,
+        check=False,
+    )
+    pcm = np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768.0
+    return Decoded(proc.returncode, proc.stderr.decode(errors="replace"), pcm, rate)
+
+
+def longest_silence_s(
+    pcm: np.ndarray, rate: int, threshold_dbfs: float = -50.0, window_s: float = 0.05
+) -> float:
+    win = int(rate * window_s)
+    n = len(pcm) // win
+    if n == 0:
+        return 0.0
+    rms = np.sqrt(np.mean(pcm[: n * win].reshape(n, win) ** 2, axis=1) + 1e-12)
+    silent = 20 * np.log10(rms) < threshold_dbfs
+    longest = run = 0
+    for s in silent:
+        run = run + 1 if s else 0
+        longest = max(longest, run)
+    return longest * window_s
+
+
+async def read_stream(response, n_bytes: int, on_chunk=None) -> bytes:
+    """Read ``n_bytes`` of the response body; ``on_chunk(total)`` may act between reads."""
+    buf = bytearray()
+    while len(buf) < n_bytes:
+        data = await response.content.read(65536)
+        if not data:
+            break
+        buf += data
+        if on_chunk is not None:
+            result = on_chunk(len(buf))
+            if asyncio.iscoroutine(result):
+                await result
+    return bytes(buf)

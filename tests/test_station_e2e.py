@@ -1,0 +1,148 @@
+"""The whole path: a real aiohttp server on loopback, the demo catalog, a real MP3 stream read by a
+client and decoded by ffmpeg; plays and airings checked in the SQLite ledger."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+
+import aiohttp
+import imageio_ffmpeg
+import pytest
+
+from dj.server.app import create_app
+from dj.stream.icy import parse_icy
+
+from .streamcheck import BYTES_PER_S, decode_mp3, longest_silence_s, read_stream
+
+PROGRAMME_S = 240  # four minutes of one listener's stream
+
+
+@pytest.fixture
+async def server(aiohttp_server, demo_config, demo_station):
+    app = create_app(demo_config, demo_station, pacing=False)
+    return await aiohttp_server(app, host="127.0.0.1")
+
+
+def url(server, path: str) -> str:
+    return f"http://127.0.0.1:{server.port}{path}"
+
+
+async def test_stream_decodes_titles_change_and_only_licensed_tracks_air(server, demo_station):
+    listener = "listener-007"
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(url(server, f"/stream/{listener}.mp3"), headers={"Icy-MetaData": "1"}) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.headers["Content-Type"] == "audio/mpeg"
+        assert resp.headers["icy-br"] == "128"
+        assert "icy-name" in resp.headers
+        metaint = int(resp.headers["icy-metaint"])
+        raw = await read_stream(resp, int(PROGRAMME_S * BYTES_PER_S * 1.01))
+
+    audio, titles = parse_icy(raw, metaint)
+    decoded = await asyncio.get_running_loop().run_in_executor(None, decode_mp3, audio)
+    assert decoded.returncode == 0, decoded.stderr
+    seconds = len(decoded.pcm) / decoded.rate
+    assert seconds >= PROGRAMME_S * 0.95
+    assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0
+
+    distinct = [t for i, (_, t) in enumerate(titles) if i == 0 or titles[i - 1][1] != t]
+    assert len(distinct) >= 3, titles  # the title changed at least twice
+
+    catalog = demo_station.catalog
+    person = catalog.listener(listener)
+    today = datetime.now(UTC).date()
+    playable = catalog.playable_ids(person.territory, person.tier, today)
+    by_title = {f"{t.artist_name} - {t.title}": t.id for t in catalog.tracks()}
+    for _, title in titles:
+        assert by_title[title] in playable, f"unlicensed track announced: {title}"
+    # every play is written once, for a licensed track, with its rightsholders
+    demo_station.io_pool.submit(lambda: None).result()  # wait for queued ledger writes
+    plays = demo_station.ledger.plays(listener)
+    assert len(plays) >= len(distinct)
+    assert all(p.track_id in playable for p in plays)
+    assert len({p.event_id for p in plays}) == len(plays)
+
+
+async def test_real_client_reads_the_stream_url(server):
+    """ffmpeg itself connects over HTTP (it sends Icy-MetaData: 1) and decodes 30 s."""
+    proc = await asyncio.create_subprocess_exec(
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-xerror",
+        "-v",
+        "error",
+        "-i",
+        url(server, "/stream/ffmpeg-client.mp3"),
+        "-t",
+        "30",
+        "-f",
+        "null",
+        "-",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+
+
+async def test_odd_listener_ids_get_a_clear_400(server):
+    async with aiohttp.ClientSession() as client:
+        for bad in ["..%2F..%2Fetc", "a%20b", "%00", "x" * 80, "%E2%98%83"]:
+            async with client.get(url(server, f"/stream/{bad}.mp3")) as resp:
+                assert resp.status in (400, 404), bad
+                if resp.status == 400:
+                    assert "listener id" in (await resp.json())["error"]
+        async with client.get(url(server, "/stream/ok-id.mp3?territory=12")) as resp:
+            assert resp.status == 400
+        async with client.get(url(server, "/stream/ok-id.mp3?persona=nobody")) as resp:
+            assert resp.status == 400
+            assert "unknown persona" in (await resp.json())["error"]
+        async with client.post(url(server, "/api/listeners/nobody-here/skip")) as resp:
+            assert resp.status == 404
+        async with client.get(url(server, "/healthz")) as resp:
+            assert resp.status == 200
+
+
+async def test_skips_rest_an_artist_and_now_playing_follows(server, demo_station):
+    """Skip every track through the HTTP API until an artist has been skipped three times; that
+    artist must not come back in the next ten tracks."""
+    listener = "skipper-01"
+    catalog = demo_station.catalog
+    skips: Counter[str] = Counter()
+    rested: str | None = None
+    after: list[str] = []
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(url(server, f"/stream/{listener}.mp3")) as resp,
+    ):
+        last = None
+        for _ in range(4000):
+            data = await resp.content.read(8192)
+            assert data
+            async with client.get(url(server, f"/api/listeners/{listener}/now-playing")) as r:
+                np_ = await r.json()
+            current = np_["track_id"]
+            if current is None or current == last:
+                continue
+            last = current
+            artist = catalog.track(current).artist_id
+            if rested is None:
+                async with client.post(url(server, f"/api/listeners/{listener}/skip")) as r:
+                    assert r.status == 200
+                skips[artist] += 1
+                if skips[artist] == 3:
+                    rested = artist
+            else:
+                after.append(artist)
+                async with client.post(url(server, f"/api/listeners/{listener}/skip")) as r:
+                    assert r.status == 200
+                if len(after) == 10:
+                    break
+    assert rested is not None
+    assert len(after) == 10
+    assert rested not in after
