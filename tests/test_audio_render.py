@@ -407,3 +407,47 @@ def test_real_transition(tmp):
     assert [m.kind for m in markers][:3] == ["track_start", "track_start", "voice_start"]
     start = find(markers, "track_start")[1].frame
     assert max_abs_jump(out[:, start - 1000 : start + 1000]) <= own
+
+
+def test_voice_cancelled_mid_line_stops_at_once_and_the_music_comes_back(tmp):
+    """A line revoked while it is being spoken: its audio stops within a few milliseconds of the
+    cancel, the duck releases, and the rest of the output is the music alone."""
+    a = track(tmp, "ca", music(14, -14, 31))
+    b = track(tmp, "cb", music(14, -14, 32))
+    voice = sine(6.0, 700.0, 0.3)
+    items = [Item(a, 4.0), Item(b, 4.0, VoiceCue("line", 12.0))]
+    plain, _, _, _ = run(items, 22)
+    queue = list(items)
+    r = Renderer(CONFIG, lambda: queue.pop(0) if queue else None, lambda k: voice)
+    out, markers, cancelled_at = [], [], None
+    while r.frames_rendered < 22 * SR:
+        if cancelled_at is None and find(markers, "voice_start"):
+            start = find(markers, "voice_start")[0].frame
+            if r.frames_rendered >= start + 2 * SR:  # two seconds into the line
+                r.cancel_voice("line")
+                cancelled_at = r.frames_rendered
+        audio, ms = r.render(BLOCK)
+        out.append(audio)
+        markers += ms
+    out = np.concatenate(out, axis=1)
+    assert cancelled_at is not None
+    end = find(markers, "voice_end", "line")
+    assert len(end) == 1 and end[0].frame <= cancelled_at + int(0.02 * SR)
+    # after the duck's release the output is the music without any voice
+    settle = end[0].frame + int(CONFIG.duck_release_ms * SR / 1000) + int(0.05 * SR)
+    assert np.max(np.abs(out[:, settle:] - plain[:, settle:])) < 1e-4
+
+
+def test_planned_voice_cancelled_before_it_is_due_never_starts(tmp):
+    a = track(tmp, "pa", music(12, -14, 33))
+    b = track(tmp, "pb", music(12, -14, 34))
+    queue = [Item(a, 4.0), Item(b, 4.0, VoiceCue("queued", 12.0))]
+    calls: list[str] = []
+    r = Renderer(CONFIG, lambda: queue.pop(0) if queue else None,
+                 lambda k: calls.append(k) or sine(2.0, 500.0))
+    r.cancel_voice("queued")
+    markers = []
+    while r.frames_rendered < 18 * SR:
+        markers += r.render(BLOCK)[1]
+    assert not find(markers, "voice_start")
+    assert [m.kind for m in markers if m.key == "queued"] == ["voice_dropped"]

@@ -37,13 +37,23 @@ def test_rested_artists_are_not_picked_while_others_remain():
 
 def test_exploration_spreads_picks_beyond_the_top():
     rng = random.Random(7)
+    played = [PlayedTrack("t99", "a9", -1e9)]
     picks = {
-        pick_track(CANDIDATES, ARTIST, [], 0.0, RadioRules(exploration=0.3), rng)
+        pick_track(CANDIDATES, ARTIST, played, 0.0, RadioRules(exploration=0.3), rng)
         for _ in range(300)
     }
     assert len(picks) > 8
     none = {
-        pick_track(CANDIDATES, ARTIST, [], 0.0, RadioRules(exploration=0.0), rng)
+        pick_track(CANDIDATES, ARTIST, played, 0.0, RadioRules(exploration=0.0), rng)
         for _ in range(300)
     }
     assert none <= {t for t, _ in CANDIDATES[:8]}
+
+
+def test_first_pick_never_explores():
+    rng = random.Random(11)
+    firsts = {
+        pick_track(CANDIDATES, ARTIST, [], 0.0, RadioRules(exploration=1.0), rng)
+        for _ in range(200)
+    }
+    assert firsts <= {t for t, _ in CANDIDATES[:8]}

@@ -45,6 +45,7 @@ async def test_stream_decodes_titles_change_and_only_licensed_tracks_air(server,
     audio, titles = parse_icy(raw, metaint)
     decoded = await asyncio.get_running_loop().run_in_executor(None, decode_mp3, audio)
     assert decoded.returncode == 0, decoded.stderr
+    assert decoded.stderr.strip() == ""  # not even a warning from the decoder
     seconds = len(decoded.pcm) / decoded.rate
     assert seconds >= PROGRAMME_S * 0.95
     assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0

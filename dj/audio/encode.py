@@ -72,6 +72,27 @@ class _DrainableSink(io.RawIOBase):
         return out
 
 
+_MPEG1_L3_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+_MPEG1_RATES = (44_100, 48_000, 32_000)
+
+
+def _placeholder_frame_len(data: bytes) -> int:
+    """Length of a leading all-zero MPEG-1 Layer III frame, or 0.
+
+    The encoder reserves its first frame for a header tag (Xing/LAME) that it fills in only when
+    the file is closed; a live stream is never closed, so that frame would reach players as an
+    empty frame that decoders complain about ("invalid new backstep")."""
+    if len(data) < 4 or data[0] != 0xFF or (data[1] & 0xFE) != 0xFA:
+        return 0
+    bitrate_idx, rate_idx, padding = data[2] >> 4, (data[2] >> 2) & 3, (data[2] >> 1) & 1
+    if not 0 < bitrate_idx < 15 or rate_idx == 3:
+        return 0
+    length = 144 * _MPEG1_L3_KBPS[bitrate_idx] * 1000 // _MPEG1_RATES[rate_idx] + padding
+    if len(data) < length or any(data[4:length]):
+        return 0
+    return length
+
+
 class Mp3Encoder:
     """CBR MP3 at ``bitrate_kbps`` from house-format blocks."""
 
@@ -87,10 +108,14 @@ class Mp3Encoder:
             self._sink, "w", sample_rate, channels, format="mp3", quality=bitrate_kbps
         )
         self._closed = False
+        self._started = False
         self.bytes_out = 0
 
     def _drain(self) -> bytes:
         data = self._sink.drain()
+        if not self._started and data:
+            self._started = True
+            data = data[_placeholder_frame_len(data) :]
         self.bytes_out += len(data)
         return data
 

@@ -198,6 +198,7 @@ class Renderer:
         self._mixed = 0  # frames mixed (runs ahead of the output by the limiter's lookahead)
         self._out = 0  # frames returned
         self._skip = False
+        self._cancelled: set[str] = set()  # written by other threads; set.add is atomic
         self._asked_this_block = False
         self._in_dead_air = False
         self.profile = profile
@@ -220,6 +221,12 @@ class Renderer:
 
     def skip(self) -> None:
         self._skip = True
+
+    def cancel_voice(self, key: str) -> None:
+        """Stop the voice ``key`` from the next frames mixed (a revoked line): a playing one fades
+        out within a few milliseconds and the music comes back up; a planned one never starts.
+        Safe to call from another thread."""
+        self._cancelled.add(key)
 
     def render(self, n_frames: int) -> tuple[np.ndarray, list[Marker]]:
         """The next ``n_frames`` of output, float32 ``(2, n_frames)`` in [-1, 1], post-master."""
@@ -503,8 +510,36 @@ class Renderer:
             self._mark(voice.end, "voice_end", pv.key)
         self._planned = still
 
+    def _apply_cancellations(self, t0: int) -> None:
+        cancelled = set(self._cancelled)
+        if not cancelled:
+            return
+        for pv in [p for p in self._planned if p.key in cancelled]:
+            self._planned.remove(pv)
+            self._mark(max(pv.start, t0), "voice_dropped", pv.key)
+        for v in [v for v in self._voices if v.key in cancelled and v.end > t0]:
+            keep = max(0, t0 - v.start)
+            fade = min(self._edge, v.audio.shape[1] - keep)
+            tail = v.audio[:, keep : keep + fade] * np.linspace(1.0, 0.0, fade, dtype=np.float32)
+            old_end = v.end
+            v.audio = np.concatenate([v.audio[:, :keep], tail], axis=1)
+            self._markers = [
+                m for m in self._markers if not (m.kind == "voice_end" and m.key == v.key)
+            ]
+            self._mark(v.end, "voice_end", v.key)
+            self._ducks = [
+                Duck(dk.voice_start, min(dk.voice_end, max(v.end, dk.voice_start)), dk.depth_db,
+                     dk.attack, dk.release)
+                if dk.voice_start <= v.start < dk.voice_end and dk.voice_end <= old_end
+                else dk
+                for dk in self._ducks
+            ]
+            if self._last_voice_end == old_end:
+                self._last_voice_end = v.end
+
     def _mix_voices(self, t0: int, n: int, music: np.ndarray) -> np.ndarray:
         t = time.process_time() if self.profile else 0.0
+        self._apply_cancellations(t0)
         self._activate_due_voices(t0, n)
         t1 = t0 + n
         active = [dk for dk in self._ducks if dk.start < t1 and dk.end > t0]

@@ -72,17 +72,22 @@ def pick_track(
             # every candidate aired within the window: the one heard longest ago comes back first
             pool.sort(key=lambda ts: last_played.get(ts[0], -math.inf))
             return pool[0][0]
-        return _weighted_choice(pool, rules, rng)
+        return _weighted_choice(pool, rules, rng, explore=bool(history))
     return None
 
 
 def _weighted_choice(
-    pool: Sequence[tuple[str, float]], rules: RadioRules, rng: random.Random
+    pool: Sequence[tuple[str, float]], rules: RadioRules, rng: random.Random, *, explore: bool
 ) -> str:
-    if len(pool) > rules.top_k and rng.random() < rules.exploration:
-        return rng.choice(pool[rules.top_k : rules.top_k * 4])[0]
+    best = pool[0][1]
+    if explore and rng.random() < rules.exploration:
+        # beyond the top few, but only among tracks the model still rates well: a station that
+        # wanders into what the listener dislikes is worse than one that stays close to home
+        floor = best - 0.5 * abs(best)
+        wider = [t for t, s in pool[rules.top_k : rules.top_k * 4] if s >= floor]
+        if wider:
+            return rng.choice(wider)
     head = pool[: rules.top_k]
-    best = head[0][1]
     weights = [
         math.exp((s - best) / max(rules.temperature * (abs(best) + 1e-6), 1e-6)) for _, s in head
     ]
