@@ -110,40 +110,54 @@ async def test_odd_listener_ids_get_a_clear_400(server):
 
 
 async def test_skips_rest_an_artist_and_now_playing_follows(server, demo_station):
-    """Skip every track through the HTTP API until an artist has been skipped three times; that
-    artist must not come back in the next ten tracks."""
+    """Skip through the HTTP API until an artist has been skipped three times; that artist must not
+    come back in the next ten tracks the station plays (read back from the ledger)."""
     listener = "skipper-01"
     catalog = demo_station.catalog
     skips: Counter[str] = Counter()
-    rested: str | None = None
-    after: list[str] = []
+    rested: tuple[str, str] | None = None  # (artist, the track whose skip rested it)
     async with (
         aiohttp.ClientSession() as client,
         client.get(url(server, f"/stream/{listener}.mp3")) as resp,
     ):
         last = None
-        for _ in range(4000):
-            data = await resp.content.read(8192)
-            assert data
+        for _ in range(20_000):
+            assert await resp.content.read(8192)
             async with client.get(url(server, f"/api/listeners/{listener}/now-playing")) as r:
-                np_ = await r.json()
-            current = np_["track_id"]
+                current = (await r.json())["track_id"]
             if current is None or current == last:
                 continue
             last = current
-            artist = catalog.track(current).artist_id
-            if rested is None:
-                async with client.post(url(server, f"/api/listeners/{listener}/skip")) as r:
-                    assert r.status == 200
+            async with client.post(url(server, f"/api/listeners/{listener}/skip")) as r:
+                assert r.status == 200
+                skipped = (await r.json())["skipped"]  # what was on air when the skip landed
+            if rested is None and skipped:
+                artist = catalog.track(skipped).artist_id
                 skips[artist] += 1
                 if skips[artist] == 3:
-                    rested = artist
-            else:
-                after.append(artist)
-                async with client.post(url(server, f"/api/listeners/{listener}/skip")) as r:
-                    assert r.status == 200
-                if len(after) == 10:
+                    rested = (artist, skipped)
+            if rested is not None:
+                demo_station.io_pool.submit(lambda: None).result()
+                plays = [p.track_id for p in reversed(demo_station.ledger.plays(listener))]
+                if len(plays) > plays.index(rested[1]) + 10:
                     break
     assert rested is not None
+    after = plays[plays.index(rested[1]) + 1 :][:10]
     assert len(after) == 10
-    assert rested not in after
+    assert rested[0] not in [catalog.track(t).artist_id for t in after]
+
+
+async def test_retraining_swaps_the_model_while_a_stream_plays(server, demo_station):
+    loop = asyncio.get_running_loop()
+    version = demo_station.recommender.version
+    async with (
+        aiohttp.ClientSession() as client,
+        client.get(url(server, "/stream/retrain-listener.mp3")) as resp,
+    ):
+        first = await read_stream(resp, 60 * BYTES_PER_S)
+        assert await loop.run_in_executor(None, demo_station.retrain)
+        second = await read_stream(resp, 60 * BYTES_PER_S)
+    assert demo_station.recommender.version == version + 1
+    decoded = await loop.run_in_executor(None, decode_mp3, first + second)
+    assert decoded.returncode == 0, decoded.stderr
+    assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0

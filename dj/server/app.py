@@ -188,6 +188,22 @@ def create_app(
             session.closed = True
 
     app.on_shutdown.append(close_streams)
+
+    async def retrain_periodically(app: web.Application):
+        interval = config.recommend.retrain_interval_s
+        loop = asyncio.get_running_loop()
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                await loop.run_in_executor(None, app[STATION].retrain)
+
+        task = asyncio.create_task(run()) if interval > 0 else None
+        yield
+        if task is not None:
+            task.cancel()
+
+    app.cleanup_ctx.append(retrain_periodically)
     if own_station:
 
         async def shutdown_station(app: web.Application) -> None:

@@ -34,8 +34,29 @@ def open_store(config: Config) -> Store:
     return Store(config.db_path)
 
 
-def load_or_train(config: Config, catalog: Catalog, *, retrain: bool = False):
-    """The served recommender: loaded from the data dir, or trained at first start and saved."""
+def training_interactions(catalog: Catalog, ledger: Ledger | None) -> list[tuple[str, str, float]]:
+    """The histories plus what the station logged: every qualifying play counts once, a like three
+    times (implicit feedback is positive only; skips act live, through the listener's vector)."""
+    rows = list(catalog.interactions())
+    if ledger is not None:
+        for r in ledger.store.query(
+            "SELECT listener_id, track_id, COUNT(*) AS n FROM plays WHERE played_s >= 30"
+            " GROUP BY listener_id, track_id"
+        ):
+            rows.append((r["listener_id"], r["track_id"], float(r["n"])))
+        for r in ledger.store.query(
+            "SELECT listener_id, track_id, COUNT(*) AS n FROM feedback WHERE kind = 'like'"
+            " GROUP BY listener_id, track_id"
+        ):
+            rows.append((r["listener_id"], r["track_id"], 3.0 * r["n"]))
+    return rows
+
+
+def load_or_train(
+    config: Config, catalog: Catalog, *, retrain: bool = False, ledger: Ledger | None = None
+):
+    """The served recommender: loaded from the data dir, or trained (at first start, or when asked
+    to retrain) and saved."""
     from dj.recommend import StationModel
 
     path: Path = config.model_dir / MODEL_FILE
@@ -48,7 +69,7 @@ def load_or_train(config: Config, catalog: Catalog, *, retrain: bool = False):
             logger.info("catalog changed since the model was trained; retraining")
         except Exception as exc:
             logger.warning("model %s unreadable (%s); retraining", path, exc)
-    interactions = catalog.interactions()
+    interactions = training_interactions(catalog, ledger)
     item_artists = {t.id: t.artist_id for t in catalog.tracks()}
     model = StationModel.train(
         interactions, config.recommend, item_ids=item_ids, item_artists=item_artists
@@ -78,6 +99,9 @@ def build_station(config: Config) -> Station:
             logger.warning("narrator: %s", problem)
     except Exception:
         logger.exception("the narrator could not start; the station plays music only")
+    def retrain():
+        return load_or_train(config, catalog, retrain=True, ledger=ledger)
+
     return Station(
         config=config,
         catalog=catalog,
@@ -85,4 +109,5 @@ def build_station(config: Config) -> Station:
         recommender=recommender,
         narrator=narrator,
         experiments=experiments,
+        trainer=retrain,
     )

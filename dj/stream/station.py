@@ -50,6 +50,7 @@ class Station:
         narrator: Narrator | None,
         experiments: Experiments,
         render_workers: int = 4,
+        trainer: Callable[[], Any] | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -57,6 +58,7 @@ class Station:
         self.recommender = recommender
         self.narrator = narrator
         self.experiments = experiments
+        self.trainer = trainer
         self.render_pool = ThreadPoolExecutor(render_workers, thread_name_prefix="dj-render")
         # one writer keeps each session's events in order and the database single-writer
         self.io_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-ledger")
@@ -321,6 +323,22 @@ class Station:
         )
         self._feedback(listener_id, track.id, kind)
         return track
+
+    def retrain(self) -> bool:
+        """Train on the histories and everything logged since, and swap the new model in while
+        the sessions play on (blocking). A failure keeps the current model."""
+        if self.trainer is None:
+            return False
+        try:
+            model = self.trainer()
+        except Exception:
+            logger.exception("retraining failed; the current model stays")
+            self.count_failure("retrain")
+            return False
+        self.recommender.swap(model)
+        logger.info("recommender retrained and swapped in (version %s)",
+                    getattr(self.recommender, "version", "?"))
+        return True
 
     def _line_revoked(self, line_id: str) -> None:
         for session in list(self.sessions.values()):
