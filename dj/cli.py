@@ -150,10 +150,12 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from dj.ledger import Ledger
     from dj.ledger.report import run_report
 
     config = _config(args)
     catalog = _open_catalog(config)
+    Ledger(catalog.store)  # an empty data dir has no ledger tables yet
     return run_report(catalog, method=args.method, out=sys.stdout)
 
 
