@@ -161,3 +161,30 @@ async def test_retraining_swaps_the_model_while_a_stream_plays(server, demo_stat
     decoded = await loop.run_in_executor(None, decode_mp3, first + second)
     assert decoded.returncode == 0, decoded.stderr
     assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0
+
+
+async def test_listeners_at_once_each_get_their_own_programme(server, demo_station):
+    """Two listeners with opposite tastes stream at the same time; each stream decodes on its own
+    and each hears their own station."""
+
+    async def listen(client, listener: str) -> tuple[bytes, list[str]]:
+        async with client.get(
+            url(server, f"/stream/{listener}.mp3"), headers={"Icy-MetaData": "1"}
+        ) as resp:
+            metaint = int(resp.headers["icy-metaint"])
+            assert len(demo_station.sessions) >= 1
+            raw = await read_stream(resp, 150 * BYTES_PER_S)
+        audio, titles = parse_icy(raw, metaint)
+        return audio, [t for _, t in titles]
+
+    async with aiohttp.ClientSession() as client:
+        (a_audio, a_titles), (b_audio, b_titles) = await asyncio.gather(
+            listen(client, "alice"), listen(client, "bob")
+        )
+    loop = asyncio.get_running_loop()
+    for audio in (a_audio, b_audio):
+        decoded = await loop.run_in_executor(None, decode_mp3, audio)
+        assert decoded.returncode == 0, decoded.stderr
+        assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0
+    assert a_titles and b_titles
+    assert set(a_titles) != set(b_titles)

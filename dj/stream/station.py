@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dj.catalog import Catalog, Listener, Track
-from dj.config import Config
+from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.experiments import Experiments
 from dj.ledger import Ledger
 from dj.program import Programme, RadioRules
@@ -68,7 +68,8 @@ class Station:
             repeat_window_s=config.recommend.repeat_window_s,
             exploration=config.recommend.exploration,
         )
-        self._open_plays: dict[tuple[str, str], str] = {}  # (session, track) -> play event id
+        # (session, track) -> (play event id, programme second it became audible)
+        self._open_plays: dict[tuple[str, str], tuple[str, float]] = {}
         if narrator is not None:
             narrator.on_revoke(self._line_revoked)
 
@@ -153,10 +154,10 @@ class Station:
         session.close()
         if self.sessions.get(session.listener.id) is session:
             del self.sessions[session.listener.id]
-        for (sid, track_id), event_id in list(self._open_plays.items()):
+        for (sid, track_id), (event_id, start_s) in list(self._open_plays.items()):
             if sid == session.id:
                 del self._open_plays[(sid, track_id)]
-                played = session.sent_s  # an upper bound; the listener left during this play
+                played = max(0.0, session.sent_s - start_s)  # the listener left during it
                 self._write(self.ledger.play_ended, event_id, played, "left")
         logger.info(
             "session %s of %s closed after %.1f s", session.id, session.listener.id, session.sent_s
@@ -202,14 +203,10 @@ class Station:
             now.track, now.started_at, now.play_event = track, _now(), event_id
             now.skip_requested = False
             now.history.append(track.id)
-            self._open_plays[(session.id, track.id)] = event_id
+            self._open_plays[(session.id, track.id)] = (event_id, marker.frame / HOUSE_SAMPLE_RATE)
             set_title(f"{track.artist_name} - {track.title}")
-            rightsholders = [
-                {"party": s.party, "role": s.role, "share_pct": s.share_pct}
-                for s in self.catalog.shares(track.id)
-            ]
             self._write(
-                self.ledger.play_started,
+                self._play_started,
                 event_id=event_id,
                 listener_id=session.listener.id,
                 session_id=session.id,
@@ -219,14 +216,14 @@ class Station:
                 tier=session.listener.tier,
                 persona=session.persona,
                 arm=session.arm,
-                rightsholders=rightsholders,
                 at=now.started_at,
             )
             self.render_pool.submit(self._prepare, session)
         elif kind == "track_end":
-            event_id = self._open_plays.pop((session.id, marker.key), None)
-            if event_id is None:
+            opened = self._open_plays.pop((session.id, marker.key), None)
+            if opened is None:
                 return
+            event_id = opened[0]
             played = float(marker.value or 0.0)
             skipped = session.now.skip_requested and session.now.play_event == event_id
             self._write(
@@ -260,6 +257,14 @@ class Station:
         elif kind == "dead_air":
             logger.warning("dead air cut short in %s for %s", marker.key, session.listener.id)
             self.count_failure("dead_air")
+
+    def _play_started(self, **play: Any) -> None:
+        """Write a play with the track's rightsholders as they stand now (on the ledger worker)."""
+        rightsholders = [
+            {"party": s.party, "role": s.role, "share_pct": s.share_pct}
+            for s in self.catalog.shares(play["track_id"])
+        ]
+        self.ledger.play_started(rightsholders=rightsholders, **play)
 
     def _prepare(self, session: Session) -> None:
         try:
