@@ -222,6 +222,12 @@ class Renderer:
     def skip(self) -> None:
         self._skip = True
 
+    def close(self) -> None:
+        """Release the open track files (a listener left)."""
+        for deck in self._decks:
+            deck.reader.close()
+        self._decks = []
+
     def cancel_voice(self, key: str) -> None:
         """Stop the voice ``key`` from the next frames mixed (a revoked line): a playing one fades
         out within a few milliseconds and the music comes back up; a planned one never starts.

@@ -107,11 +107,13 @@ class Catalog:
         self._lock = threading.Lock()
         self._tracks: dict[str, Track] | None = None
         self._deals: dict[str, list[Deal]] | None = None
+        self._playable: dict[tuple[str, str, date], frozenset[str]] = {}
 
     def _invalidate(self) -> None:
         with self._lock:
             self._tracks = None
             self._deals = None
+            self._playable.clear()
 
     # -- writes ---------------------------------------------------------------------------
     def add_artist(self, artist: Artist) -> None:
@@ -273,9 +275,19 @@ class Catalog:
     def is_playable(self, track_id: str, territory: str, tier: str, day: date) -> bool:
         return is_licensed(self.deals(track_id), territory, tier, day)
 
-    def playable_ids(self, territory: str, tier: str, day: date) -> set[str]:
+    def playable_ids(self, territory: str, tier: str, day: date) -> frozenset[str]:
+        """Memoised per (territory, tier, day) until the catalog changes: every pick asks."""
+        key = (territory.upper(), tier, day)
+        cached = self._playable.get(key)
+        if cached is not None:
+            return cached
         tracks, deals = self._load()
-        return {t for t in tracks if is_licensed(deals.get(t, ()), territory, tier, day)}
+        ids = frozenset(t for t in tracks if is_licensed(deals.get(t, ()), territory, tier, day))
+        with self._lock:
+            if len(self._playable) > 1024:
+                self._playable.clear()
+            self._playable[key] = ids
+        return ids
 
     def listener(self, listener_id: str) -> Listener | None:
         row = self.store.query_one("SELECT * FROM listeners WHERE id = ?", (listener_id,))

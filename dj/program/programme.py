@@ -85,7 +85,7 @@ class Programme:
         self._mask: Any = None
 
     # -- picking -------------------------------------------------------------------------
-    def _allowed(self, today: date) -> tuple[set[str], Any]:
+    def _allowed(self, today: date) -> tuple[frozenset[str], Any]:
         playable = self.catalog.playable_ids(self.listener.territory, self.listener.tier, today)
         key = (
             self.listener.territory,
@@ -121,8 +121,8 @@ class Programme:
             ids = sorted(playable)
             self.rng.shuffle(ids)
             candidates = [(t, 0.0) for t in ids]
-        tracks = {t.id: t for t in self.catalog.tracks()}
-        artist_of = {t: tracks[t].artist_id for t, _ in candidates if t in tracks}
+        tracks = {t: self.catalog.track(t) for t, _ in candidates}
+        artist_of = {t: track.artist_id for t, track in tracks.items() if track is not None}
         blocked = frozenset(a for a, left in self.history.rested.items() if left > 0)
         choice = pick_track(
             candidates,

@@ -109,6 +109,8 @@ class Session:
 
     def close(self) -> bytes:
         self.closed = True
+        with self._render_lock:  # not while a block is being rendered
+            self.renderer.close()
         try:
             return self.encoder.close()
         except Exception:  # the client is gone; nothing more to send

@@ -151,7 +151,8 @@ class Station:
         return session
 
     def close_session(self, session: Session) -> None:
-        session.close()
+        session.closed = True
+        self.render_pool.submit(session.close)  # waits for a block in progress: off the loop
         if self.sessions.get(session.listener.id) is session:
             del self.sessions[session.listener.id]
         for (sid, track_id), (event_id, start_s) in list(self._open_plays.items()):
