@@ -66,6 +66,11 @@ def _deal_from_row(row) -> Deal:
     )
 
 
+def _listener_from_row(row) -> Listener:
+    tags = tuple(json.loads(row["tags"]))
+    return Listener(row["id"], row["territory"], row["tier"], row["display_name"], tags)
+
+
 def _track_from_row(row, media_dir: Path | None) -> Track:
     path = Path(row["audio_path"])
     if not path.is_absolute() and media_dir is not None:
@@ -291,22 +296,11 @@ class Catalog:
 
     def listener(self, listener_id: str) -> Listener | None:
         row = self.store.query_one("SELECT * FROM listeners WHERE id = ?", (listener_id,))
-        if row is None:
-            return None
-        return Listener(
-            row["id"],
-            row["territory"],
-            row["tier"],
-            row["display_name"],
-            tuple(json.loads(row["tags"])),
-        )
+        return None if row is None else _listener_from_row(row)
 
     def listeners(self) -> list[Listener]:
         return [
-            Listener(
-                r["id"], r["territory"], r["tier"], r["display_name"], tuple(json.loads(r["tags"]))
-            )
-            for r in self.store.query("SELECT * FROM listeners ORDER BY id")
+            _listener_from_row(r) for r in self.store.query("SELECT * FROM listeners ORDER BY id")
         ]
 
     def interactions(self) -> list[tuple[str, str, float]]:
