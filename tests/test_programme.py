@@ -104,3 +104,46 @@ def test_music_goes_on_when_the_recommender_fails(catalog):
     picks = [p.next_item().track.key for _ in range(8)]
     assert len(set(picks)) == 8 and "t11" not in picks
     assert failures.count("recommender") == 8
+
+
+class RecordingNarrator:
+    """Records the timing the programme reports and talks whenever 150 s have passed."""
+
+    def __init__(self) -> None:
+        self.since: list[float | None] = []
+
+    def choose(self, ctx):
+        from dj.narrate import Utterance
+
+        self.since.append(ctx.since_last_voice_s)
+        if ctx.since_last_voice_s is not None and ctx.since_last_voice_s < 150:
+            return None
+        return Utterance(
+            key=f"k{len(self.since)}",
+            line_id="template:nova:id",
+            artist_id=None,
+            persona="nova",
+            text="This is dj.",
+            engine="espeak",
+        )
+
+    def render(self, utt):
+        import numpy as np
+
+        return np.zeros((2, 44_100), np.float32)
+
+    def persona(self, name):
+        class P:
+            duck_db = 12.0
+
+        return P()
+
+
+def test_time_since_the_dj_spoke_is_measured_at_the_transition_it_is_for(catalog, live):
+    narrator = RecordingNarrator()
+    p = programme(catalog, live)
+    p.narrator = narrator
+    voiced = [p.next_item().voice is not None for _ in range(6)]
+    # tracks air 116 s apart (120 s minus a 4 s crossfade)
+    assert narrator.since == [None, 116.0, 232.0, 116.0, 232.0, 116.0]
+    assert voiced == [True, False, True, False, True, False]

@@ -138,7 +138,7 @@ class Programme:
     def _narrate(self, prev: Track | None, nxt: Track) -> tuple[Utterance | None, VoiceCue | None]:
         if self.narrator is None:
             return None, None
-        since = None if self._last_voice_s is None else self.programme_s - self._last_voice_s
+        since = None if self._last_voice_s is None else self._airs_at_s() - self._last_voice_s
         try:
             from dj.narrate import NarrationContext
 
@@ -168,6 +168,12 @@ class Programme:
         persona = self.narrator.persona(self.persona)
         self._utterances[utt.key] = utt
         return utt, VoiceCue(key=utt.key, duck_db=float(persona.duck_db), text=utt.text)
+
+    def _airs_at_s(self) -> float:
+        """Programme time at which an item prepared now will start: after the current track."""
+        if self._last_track is None:
+            return self.programme_s
+        return self.programme_s + max(self._last_track.analysis.duration_s - self.crossfade_s, 1.0)
 
     def _prepare_locked(self) -> Prepared | None:
         track = self._pick()
@@ -224,8 +230,7 @@ class Programme:
 
     def _hand_out(self, prepared: Prepared) -> None:
         track = prepared.track
-        if self._last_track is not None:
-            self.programme_s += max(self._last_track.analysis.duration_s - self.crossfade_s, 1.0)
+        self.programme_s = self._airs_at_s()
         self.history.played.append(PlayedTrack(track.id, track.artist_id, self.programme_s))
         self.history.picks += 1
         for artist in list(self.history.rested):
