@@ -20,6 +20,8 @@ from dj.config import AudioConfig
 SR = 44_100
 BLOCK = SR // 2
 CONFIG = AudioConfig()
+# the ducking and cancellation checks measure the ducker alone, without the slow level rider
+DSP_ONLY = AudioConfig(agc_range_db=0.0)
 ATTACK = int(CONFIG.duck_attack_ms * SR / 1000)
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
 
@@ -224,7 +226,10 @@ def test_ducking_depth_and_attack_before_the_first_word(tmp):
     b = track(tmp, "db", sine(14, 660))
     silent_voice = np.zeros((2, 3 * SR), np.float32)  # measure the music alone under the duck
     out, markers, _, calls = run(
-        [Item(a, 4.0), Item(b, 4.0, VoiceCue("hello", 12.0))], 22, lambda k: silent_voice
+        [Item(a, 4.0), Item(b, 4.0, VoiceCue("hello", 12.0))],
+        22,
+        lambda k: silent_voice,
+        config=DSP_ONLY,
     )
     vs = find(markers, "voice_start", "hello")[0].frame
     ve = find(markers, "voice_end", "hello")[0].frame
@@ -260,7 +265,10 @@ def test_voice_longer_than_the_overlap_keeps_ducking_the_intro(tmp):
     b = track(tmp, "lb", sine(16, 660))
     long_voice = np.zeros((2, 9 * SR), np.float32)
     out, markers, _, _ = run(
-        [Item(a, 4.0), Item(b, 4.0, VoiceCue("long", 12.0))], 24, lambda k: long_voice
+        [Item(a, 4.0), Item(b, 4.0, VoiceCue("long", 12.0))],
+        24,
+        lambda k: long_voice,
+        config=DSP_ONLY,
     )
     vs = find(markers, "voice_start")[0].frame
     a_end = find(markers, "track_end", "la")[0].frame
@@ -416,9 +424,9 @@ def test_voice_cancelled_mid_line_stops_at_once_and_the_music_comes_back(tmp):
     b = track(tmp, "cb", music(14, -14, 32))
     voice = sine(6.0, 700.0, 0.3)
     items = [Item(a, 4.0), Item(b, 4.0, VoiceCue("line", 12.0))]
-    plain, _, _, _ = run(items, 22)
+    plain, _, _, _ = run(items, 22, config=DSP_ONLY)
     queue = list(items)
-    r = Renderer(CONFIG, lambda: queue.pop(0) if queue else None, lambda k: voice)
+    r = Renderer(DSP_ONLY, lambda: queue.pop(0) if queue else None, lambda k: voice)
     out, markers, cancelled_at = [], [], None
     while r.frames_rendered < 22 * SR:
         if cancelled_at is None and find(markers, "voice_start"):
@@ -443,8 +451,11 @@ def test_planned_voice_cancelled_before_it_is_due_never_starts(tmp):
     b = track(tmp, "pb", music(12, -14, 34))
     queue = [Item(a, 4.0), Item(b, 4.0, VoiceCue("queued", 12.0))]
     calls: list[str] = []
-    r = Renderer(CONFIG, lambda: queue.pop(0) if queue else None,
-                 lambda k: calls.append(k) or sine(2.0, 500.0))
+    r = Renderer(
+        CONFIG,
+        lambda: queue.pop(0) if queue else None,
+        lambda k: calls.append(k) or sine(2.0, 500.0),
+    )
     r.cancel_voice("queued")
     markers = []
     while r.frames_rendered < 18 * SR:

@@ -147,3 +147,66 @@ def test_time_since_the_dj_spoke_is_measured_at_the_transition_it_is_for(catalog
     # tracks air 116 s apart (120 s minus a 4 s crossfade)
     assert narrator.since == [None, 116.0, 232.0, 116.0, 232.0, 116.0]
     assert voiced == [True, False, True, False, True, False]
+
+
+class SeedNarrator(RecordingNarrator):
+    def choose(self, ctx):
+        return None
+
+    def persona(self, name):
+        class P:
+            duck_db = 12.0
+            seed_tags = ("night",)
+
+        return P()
+
+
+def test_a_new_listener_starts_from_the_persona_seed(tmp_path):
+    """No history at all: the persona's seed tags bring their tracks forward, blended with what is
+    popular in the licensed catalog."""
+    cat = Catalog(Store(tmp_path / "dj.sqlite3"), tmp_path)
+    for i in range(8):
+        tags = ("night",) if i == 7 else ("day",)
+        cat.add_track(
+            Track(
+                f"s{i}",
+                f"S{i}",
+                f"a{i}",
+                f"A{i}",
+                Path(f"s{i}.flac"),
+                Analysis(120.0, -14.0, -1.0, 0.0, 0.0, 120.0, 4.0),
+                tags=tags,
+            ),
+            deals=[Deal(f"s{i}", frozenset({"WW"}))],
+        )
+    cat.add_interactions(
+        [(f"u{u}", f"s{u % 7}", 5.0 + u % 3) for u in range(40)]
+        + [(f"u{u}", "s7", 1.0) for u in range(0, 40, 8)]
+    )
+    cat.add_listener(Listener("newcomer", "US"))
+    tracks = cat.tracks()
+    live = LiveRecommender(
+        StationModel.train(
+            cat.interactions(),
+            RecommendConfig(factors=8, iterations=5),
+            item_ids=[t.id for t in tracks],
+            item_artists={t.id: t.artist_id for t in tracks},
+        )
+    )
+    p = Programme(
+        listener=cat.listener("newcomer"),
+        persona="atlas",
+        catalog=cat,
+        recommender=live,
+        narrator=SeedNarrator(),
+        rules=RadioRules(exploration=0.0),
+        crossfade_s=4.0,
+        seed=3,
+    )
+    playable, mask = p._allowed(TODAY)
+    seed = p._persona_seed(playable)
+    assert seed == ["s7"]
+    plain = [t for t, _ in live.candidates("someone-else", mask, n=8)]
+    seeded = [t for t, _ in live.candidates("newcomer", mask, n=8, seed=seed)]
+    assert plain.index("s7") > 2
+    assert seeded.index("s7") == 0

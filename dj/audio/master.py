@@ -19,6 +19,7 @@ import logging
 import numpy as np
 from pedalboard import BrickwallLimiter
 
+from dj.audio.agc import LevelRider
 from dj.config import HOUSE_SAMPLE_RATE
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,9 @@ class MasterChain:
         lookahead_ms: float = 5.0,
         true_peak: bool = True,
         sample_rate: int = HOUSE_SAMPLE_RATE,
+        rider: LevelRider | None = None,
     ) -> None:
+        self.rider = rider
         self.ceiling_db = true_peak_dbtp - margin_db
         self.sample_rate = sample_rate
         self._limiter = BrickwallLimiter(
@@ -50,6 +53,8 @@ class MasterChain:
     def process(self, block: np.ndarray) -> np.ndarray:
         """Limit a block. The first call returns fewer frames (the lookahead being filled);
         afterwards each call returns as many frames as it was given."""
+        if self.rider is not None:
+            block = self.rider.process(block)
         out = self._limiter.process(
             np.ascontiguousarray(block, dtype=np.float32), self.sample_rate, reset=False
         )

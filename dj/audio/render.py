@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dj.audio.agc import LevelRider
 from dj.audio.deadair import DeadAirDetector, is_silent
 from dj.audio.decode import DecodeError, HouseReader
 from dj.audio.dsp import (
@@ -182,7 +183,14 @@ class Renderer:
         self.sr = HOUSE_SAMPLE_RATE
         self._next_item = next_item
         self._voice_source = voice_source
-        self._master = MasterChain(config.true_peak_dbtp, sample_rate=self.sr)
+        rider = LevelRider(
+            config.target_lufs,
+            config.agc_range_db,
+            config.agc_window_s,
+            config.agc_speed_db_s,
+            sample_rate=self.sr,
+        )
+        self._master = MasterChain(config.true_peak_dbtp, sample_rate=self.sr, rider=rider)
         self._deadair = DeadAirDetector(self.sr, config.dead_air_dbfs, config.dead_air_s)
         self._attack = int(round(config.duck_attack_ms * self.sr / 1000.0))
         self._release = int(round(config.duck_release_ms * self.sr / 1000.0))

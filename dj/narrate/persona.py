@@ -66,6 +66,7 @@ class Persona:
     duck_db: float = 12.0
     templates: tuple[Template, ...] = ()
     path: Path | None = None
+    seed_tags: tuple[str, ...] = ()  # the sound a new listener's station starts from
 
     def templates_of(self, kind: str) -> list[Template]:
         return [t for t in self.templates if t.kind == kind]
@@ -81,8 +82,12 @@ FALLBACK_PERSONA = Persona(
     talk_probability=0.3,
     min_gap_s=600.0,
     templates=(
-        Template("station_id-builtin", "station_id", "You are listening to {station}.",
-                 frozenset({"station"})),
+        Template(
+            "station_id-builtin",
+            "station_id",
+            "You are listening to {station}.",
+            frozenset({"station"}),
+        ),
     ),
 )
 
@@ -98,8 +103,15 @@ def _line_of(raw_lines: list[str], needle: str, occurrence: int) -> int:
     return 0
 
 
-def _num(data: Mapping[str, Any], key: str, default: float, lo: float, hi: float,
-         where: str, problems: list[str]) -> float:
+def _num(
+    data: Mapping[str, Any],
+    key: str,
+    default: float,
+    lo: float,
+    hi: float,
+    where: str,
+    problems: list[str],
+) -> float:
     value = data.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
         problems.append(f"{where}{key}: expected a number in [{lo}, {hi}], got {value!r}")
@@ -117,8 +129,10 @@ def _templates(data: Any, path: Path, raw: str, problems: list[str]) -> tuple[Te
     for kind, texts in data.items():
         if kind not in TEMPLATE_KINDS:
             line = _line_of(raw_lines, kind, 0)
-            problems.append(f"{path}:{line}: unknown template kind {kind!r} "
-                            f"(allowed: {', '.join(TEMPLATE_KINDS)})")
+            problems.append(
+                f"{path}:{line}: unknown template kind {kind!r} "
+                f"(allowed: {', '.join(TEMPLATE_KINDS)})"
+            )
             continue
         if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
             problems.append(f"{path}: templates.{kind} must be a list of strings")
@@ -182,7 +196,17 @@ def load_persona(path: Path) -> Persona:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise PersonaError(path, [f"{path}: {exc}"]) from None
     problems: list[str] = []
-    known = {"name", "engine", "description", "voice", "chain", "talk", "duck_db", "templates"}
+    known = {
+        "name",
+        "engine",
+        "description",
+        "voice",
+        "chain",
+        "talk",
+        "duck_db",
+        "templates",
+        "seed_tags",
+    }
     for key in data:
         if key not in known:
             problems.append(f"{path}:{_line_of(raw.splitlines(), key, 0)}: unknown key {key!r}")
@@ -208,14 +232,26 @@ def load_persona(path: Path) -> Persona:
     min_gap_s = _num(talk, "min_gap_s", 180.0, 0.0, 86_400.0, where + "talk.", problems)
     duck_db = _num(data, "duck_db", 12.0, 10.0, 14.0, where, problems)
     templates = _templates(data.get("templates", {}), path, raw, problems)
+    seed_tags = data.get("seed_tags", [])
+    if not isinstance(seed_tags, list) or not all(isinstance(t, str) for t in seed_tags):
+        problems.append(f"{path}: seed_tags must be a list of words")
+        seed_tags = []
     if not templates and not problems:
         problems.append(f"{path}: no templates")
     if problems:
         raise PersonaError(path, problems)
     return Persona(
-        name=name.strip(), engine=engine, description=str(data.get("description", "")),
-        voice=voice, chain=chain, talk_probability=probability, min_gap_s=min_gap_s,
-        duck_db=duck_db, templates=templates, path=path,
+        name=name.strip(),
+        engine=engine,
+        description=str(data.get("description", "")),
+        voice=voice,
+        chain=chain,
+        talk_probability=probability,
+        min_gap_s=min_gap_s,
+        duck_db=duck_db,
+        templates=templates,
+        path=path,
+        seed_tags=tuple(t.lower() for t in seed_tags),
     )
 
 

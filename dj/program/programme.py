@@ -107,7 +107,7 @@ class Programme:
                 "no track is licensed for %s in %s", self.listener.id, self.listener.territory
             )
             return None
-        seed = [self._last_track.id] if self._last_track else []
+        seed = [self._last_track.id] if self._last_track else self._persona_seed(playable)
         try:
             candidates = self.recommender.candidates(self.listener.id, mask, n=60, seed=seed)
         except Exception:  # a failing recommender must not stop the music
@@ -134,6 +134,16 @@ class Programme:
             blocked,
         )
         return tracks.get(choice) if choice else None
+
+    def _persona_seed(self, playable: frozenset[str]) -> list[str]:
+        """Licensed tracks carrying the persona's seed tags: where a new station starts from."""
+        if self.narrator is None:
+            return []
+        tags = set(getattr(self.narrator.persona(self.persona), "seed_tags", ()))
+        if not tags:
+            return []
+        tracks = (self.catalog.track(t) for t in sorted(playable))
+        return [t.id for t in tracks if t is not None and tags & {x.lower() for x in t.tags}][:20]
 
     def _narrate(self, prev: Track | None, nxt: Track) -> tuple[Utterance | None, VoiceCue | None]:
         if self.narrator is None:
