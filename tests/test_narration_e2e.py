@@ -38,6 +38,23 @@ def airings_of(station, line_id: str, session_id: str) -> int:
 async def test_queued_line_revoked_through_the_api_never_airs(server, demo_station):
     listener = "revoke-check"
     station = demo_station
+    # lines this session must never air: another persona's, another territory's, an expired one
+    out_of_scope: set[str] = set()
+    async with aiohttp.ClientSession() as client:
+        for artist in station.catalog.artists():
+            token = create_token(station.catalog.store, "artist", artist.id)
+            for text, scope in [
+                (f"{artist.name}, for the night owls only.", {"personas": ["atlas"]}),
+                (f"{artist.name}, only in Japan.", {"territories": ["JP"]}),
+                (f"{artist.name}, last year's news.", {"valid_until": "2020-01-01T00:00:00Z"}),
+            ]:
+                async with client.post(
+                    url(server, f"/api/artists/{artist.id}/lines"),
+                    json={"text": text, "scope": scope},
+                    headers={"Authorization": f"Bearer {token}"},
+                ) as r:
+                    assert r.status == 201, await r.text()
+                    out_of_scope.add((await r.json())["id"])
     async with (
         aiohttp.ClientSession() as client,
         client.get(url(server, f"/stream/{listener}.mp3?persona=spark")) as resp,
@@ -102,6 +119,9 @@ async def test_queued_line_revoked_through_the_api_never_airs(server, demo_stati
     assert saw_voice_flag or aired, "the DJ never spoke"
 
     # every artist line this session aired was approved at the time and in scope
+    aired_lines = {a.line_id for a in station.ledger.airings(listener_id=listener, limit=10_000)}
+    assert not aired_lines & out_of_scope
+    assert any(not line.startswith("template:") for line in aired_lines)
     for airing in station.ledger.airings(listener_id=listener, limit=10_000):
         if airing.line_id.startswith("template:"):
             continue
