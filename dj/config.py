@@ -44,9 +44,9 @@ class AudioConfig:
     block_s: float = 0.5
     dead_air_dbfs: float = -50.0
     dead_air_s: float = 2.0
-    agc_range_db: float = 4.0  # slow level rider before the limiter; 0 turns it off
-    agc_window_s: float = 2.0
-    agc_speed_db_s: float = 4.0
+    agc_range_db: float = 6.0  # slow level rider before the limiter; 0 turns it off
+    agc_window_s: float = 1.5
+    agc_speed_db_s: float = 6.0
 
 
 @dataclass(frozen=True, slots=True)
