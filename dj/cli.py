@@ -71,7 +71,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = _config(args)
     catalog = _open_catalog(config)
     summary = build_demo(config, catalog, progress=True)
-    print(f"demo content in {config.data_dir}: {summary}", flush=True)
+    print(f"{summary.describe()}\n  data dir: {config.data_dir}", flush=True)
     banner = ["", "  Artist API tokens (show once; Authorization: Bearer <token>):"]
     for artist in catalog.artists():
         token = create_token(catalog.store, "artist", artist.id)
