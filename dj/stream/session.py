@@ -4,6 +4,7 @@ bytes are sent, not when they are rendered: that is when a play or a line has ai
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import uuid
@@ -55,6 +56,7 @@ class Session:
         programme: Programme,
         config: Config,
         voice_source: Callable[[str], object],
+        on_failure: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.id = uuid.uuid4().hex
         self.listener = listener
@@ -67,6 +69,8 @@ class Session:
         self._revoked_keys: set[str] = set()
         self._voice_source = voice_source
         self.renderer = Renderer(config.audio, programme.next_item, self._voice)
+        self.on_failure = on_failure
+        self._frame_base = 0
         self.encoder = Mp3Encoder(config.audio.bitrate_kbps)
         self.now = NowPlaying()
         self.started_at = datetime.now(UTC)
@@ -83,7 +87,21 @@ class Session:
     def render_chunk(self) -> Chunk:
         """Render and encode one block (blocking; call from an executor)."""
         with self._render_lock:
-            audio, markers = self.renderer.render(self.block_frames)
+            try:
+                audio, markers = self.renderer.render(self.block_frames)
+            except Exception:
+                # a fault in the mix must not end the listener's stream: start a fresh renderer
+                # on the next item (the encoder, and so the stream, carries on without a gap)
+                logger.exception("renderer failed for %s; restarting it", self.listener.id)
+                self.on_failure("renderer")
+                self._frame_base += self.renderer.frames_rendered
+                self.renderer.close()
+                self.renderer = Renderer(self.config.audio, self.programme.next_item, self._voice)
+                audio, markers = self.renderer.render(self.block_frames)
+            if self._frame_base:  # markers count frames of the whole session, across restarts
+                markers = [
+                    dataclasses.replace(m, frame=m.frame + self._frame_base) for m in markers
+                ]
             data = self.encoder.encode(audio)
             chunk = Chunk(data, self.rendered_s, audio.shape[1] / HOUSE_SAMPLE_RATE, tuple(markers))
             self.rendered_s += chunk.duration_s

@@ -132,6 +132,7 @@ class Station:
             programme=programme,
             config=self.config,
             voice_source=voice_source,
+            on_failure=self.count_failure,
         )
         old = self.sessions.get(listener.id)
         if old is not None:
