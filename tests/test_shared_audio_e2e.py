@@ -63,10 +63,11 @@ async def test_real_music_streams_and_a_corrupt_file_is_skipped(aiohttp_server, 
             data = await resp.content.read(65536)
             assert data
             buf += data
-            prepared = session.programme._prepared
-            if corrupted is None and prepared is not None:
-                corrupted = prepared.track
-                corrupted.audio_path.write_bytes(b"this is not a FLAC file any more" * 100)
+            with session.programme._lock:  # nothing is handed to the renderer meanwhile
+                prepared = session.programme._prepared
+                if corrupted is None and prepared is not None:
+                    corrupted = prepared.track
+                    corrupted.audio_path.write_bytes(b"this is not a FLAC file any more" * 100)
     assert corrupted is not None
     assert station.failures["track_unreadable"] >= 1
     decoded = await asyncio.get_running_loop().run_in_executor(None, decode_mp3, bytes(buf))
