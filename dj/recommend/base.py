@@ -7,6 +7,7 @@ recommender obeys the same station contract.
 
 from __future__ import annotations
 
+import abc
 import io
 import json
 import logging
@@ -45,7 +46,7 @@ def artist_index(
     return item_artist, artist_ids
 
 
-class BaseRecommender:
+class BaseRecommender(abc.ABC):
     """Shared station behaviour; see :class:`dj.recommend.model.StationModel` for the contract."""
 
     kind: ClassVar[str] = ""
@@ -205,11 +206,11 @@ class BaseRecommender:
         scores.setflags(write=False)
         return scores
 
+    @abc.abstractmethod
     def _base_scores(
         self, listener_id: str, state: ListenerState, seeds: tuple[int, ...]
     ) -> tuple[np.ndarray, bool]:
         """Raw scores over all items, and whether the popularity prior applies (cold listener)."""
-        raise NotImplementedError
 
     def _same_artist_then_popular(self, item: int, n: int) -> list[tuple[str, float]]:
         """Fallback for :meth:`similar` when a track has no learnt vector."""
