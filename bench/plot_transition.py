@@ -48,7 +48,8 @@ def main() -> None:
         cues = []
         for t in sorted(by_name.values(), key=lambda t: "Vibe" not in t.title):
             a = t.analysis
-            cues.append(TrackCue(t.id, t.audio_path, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s))
+            cues.append(TrackCue(t.id, t.audio_path, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s,
+                a.head_lu, a.tail_lu))
         items = [Item(cues[0], 4.0), Item(cues[1], 4.0, VoiceCue("intro", 12.0))]
         voice = synthetic_voice(5.0, 1)
         r = Renderer(AudioConfig(), lambda: items.pop(0) if items else None, lambda k: voice)

@@ -74,7 +74,8 @@ def main() -> None:
             counter += 1
             tr = rng.choice(tracks)
             a = tr.analysis
-            cue = TrackCue(tr.id, tr.audio_path, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s)
+            cue = TrackCue(tr.id, tr.audio_path, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s,
+                a.head_lu, a.tail_lu)
             voice = VoiceCue(f"v{counter % 8}", 12.0) if counter % 2 == 0 else None
             return Item(cue, 4.0, voice)
 

@@ -47,6 +47,7 @@ class AudioConfig:
     agc_range_db: float = 6.0  # slow level rider before the limiter; 0 turns it off
     agc_window_s: float = 1.5
     agc_speed_db_s: float = 6.0
+    intro_ride_db: float = 6.0  # most a quiet intro is lifted at a transition; 0 turns it off
 
 
 @dataclass(frozen=True, slots=True)

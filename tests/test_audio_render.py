@@ -43,12 +43,16 @@ def music(seconds: float, lufs: float, seed: int) -> np.ndarray:
     return (x * 10 ** ((lufs - integrated_loudness(x, SR)) / 20)).astype(np.float32)
 
 
-def track(tmp: Path, name: str, audio: np.ndarray, **override) -> TrackCue:
+def track(tmp: Path, name: str, audio: np.ndarray, edges: bool = True, **override) -> TrackCue:
+    """Write and analyse a track as ingest does; ``edges=False`` leaves out its edge levels (a
+    track from an older ingest: plain equal-power transitions)."""
     path = tmp / f"{name}.flac"
     with AudioFile(str(path), "w", SR, 2, bit_depth=24) as f:
         f.write(np.clip(audio, -1, 1))
     a = analyse(np.clip(audio, -1, 1), SR)
     values = dict(gain_db=a.gain_db, cue_in_s=a.cue_in_s, cue_out_s=a.cue_out_s, outro_s=a.outro_s)
+    if edges:
+        values.update(head_lu=a.head_lu, tail_lu=a.tail_lu)
     values.update(override)
     return TrackCue(key=name, path=path, **values)
 
@@ -102,8 +106,9 @@ def tmp(tmp_path_factory) -> Path:
 
 # -- crossfades ------------------------------------------------------------------------------
 def test_crossfade_is_equal_power_and_sample_accurate(tmp):
-    a = track(tmp, "xa", sine(12, 440), outro_s=4.0)
-    b = track(tmp, "xb", sine(12, 660), outro_s=4.0)
+    # without edge levels the crossfade is the plain equal-power one (see the level-aware tests)
+    a = track(tmp, "xa", sine(12, 440), edges=False, outro_s=4.0)
+    b = track(tmp, "xb", sine(12, 660), edges=False, outro_s=4.0)
     out, markers, _, _ = run([Item(a, 4.0), Item(b, 4.0)], 20)
     length = 4 * SR
     a_end = int(round(a.cue_out_s * SR)) - int(round(a.cue_in_s * SR))
@@ -218,6 +223,49 @@ def test_momentary_loudness_around_a_transition(tmp):
     ref_lo = min(before.min(), after.min())
     ref_hi = max(before.max(), after.max())
     assert during.max() <= ref_hi + 3.0 and during.min() >= ref_lo - 3.0
+
+
+def intro_and_fade(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two steady 'songs' as demo and real music often are: the first ends in an 8 s fade to
+    -30 dB, the second opens with an 8 s intro 6 LU under its body."""
+    a = music(30, -14, seed)
+    a[:, 22 * SR :] *= np.logspace(0, -1.5, 8 * SR, dtype=np.float32)[np.newaxis, :]
+    b = music(30, -14, seed + 1)
+    b[:, : 8 * SR] *= np.float32(10 ** (-6 / 20))
+    return a, b
+
+
+@pytest.mark.parametrize("edges", [True, False])
+def test_quiet_intro_after_a_fading_outro_keeps_the_level(tmp, edges):
+    """With ingest's edge levels the transition holds momentary loudness within 3 LU of the
+    tracks; the plain equal-power crossfade of the same two tracks sags far below (the check
+    can fail). Measured without the level rider, on the planned transition alone."""
+    a_src, b_src = intro_and_fade(40)
+    a = track(tmp, f"ia{edges}", a_src, edges=edges)
+    b = track(tmp, f"ib{edges}", b_src, edges=edges)
+    assert a.outro_s > 5.0  # the fade is ridden
+    out, markers, _, _ = run([Item(a, 4.0), Item(b, 4.0)], 44, config=DSP_ONLY)
+    start = find(markers, "track_start", f"ib{edges}")[0].frame
+    ref = integrated_loudness(out[:, start - 18 * SR : start - 10 * SR], SR)
+    after = integrated_loudness(out[:, start + 20 * SR : start + 28 * SR], SR)
+    assert ref == pytest.approx(-14.0, abs=1.0) and after == pytest.approx(-14.0, abs=1.0)
+    m = momentary(out[:, start - 2 * SR : start + 16 * SR])
+    if edges:
+        assert m.min() >= min(ref, after) - 3.0 and m.max() <= max(ref, after) + 3.0
+    else:
+        assert m.min() < min(ref, after) - 5.0
+
+
+def test_level_aware_transition_has_no_clicks_and_ends_on_the_cue(tmp):
+    a_src, b_src = intro_and_fade(42)
+    a, b = track(tmp, "ca", a_src), track(tmp, "cb", b_src)
+    out, markers, _, _ = run([Item(a, 4.0), Item(b, 4.0)], 40)
+    own = max(max_abs_jump(a_src * 10 ** (a.gain_db / 20)), max_abs_jump(b_src))
+    start = find(markers, "track_start", "cb")[0].frame
+    end = find(markers, "track_end", "ca")[0].frame
+    assert end == int(round((a.cue_out_s - a.cue_in_s) * SR))  # the outgoing plays to its cue-out
+    for j in (start, end):
+        assert max_abs_jump(out[:, j - 2000 : j + 2000]) <= own * 1.1 * 10 ** (6 / 20)
 
 
 # -- voice-over ----------------------------------------------------------------------------------

@@ -163,3 +163,25 @@ def test_every_real_file_ingests_with_the_example_manifest(tmp_path):
     assert fairy.artist_name == "Kevin MacLeod" and catalog.shares(fairy.id)[0].share_pct == 100
     again = ingest(catalog, tmp_path / "media", DATA, EXAMPLE)
     assert again.count(ADDED) == 0 and again.count(SKIPPED) == 12
+
+
+def test_a_second_ingest_measures_edge_levels_an_older_ingest_did_not(tmp_path):
+    """A catalog from before edge levels existed gets them from its house files on the next
+    ingest of the same sources; nothing is added twice, and the levels match a fresh ingest."""
+    src = tmp_path / "src"
+    src.mkdir()
+    intro = tone(4.0, 330.0, 0.05)
+    write(src / "Old Artist - Old Song.wav", np.concatenate([intro, tone(20.0)], axis=1))
+    catalog = catalog_at(tmp_path)
+    ingest(catalog, tmp_path / "media", src, default_deals=WW)
+    (track,) = catalog.tracks()
+    fresh = track.analysis
+    assert fresh.head_lu and fresh.tail_lu
+    catalog.set_edge_levels(track.id, b"", b"")  # as an older ingest left it
+    assert not catalog.track(track.id).analysis.head_lu
+    report = ingest(catalog, tmp_path / "media", src, default_deals=WW)
+    assert report.count(ADDED) == 0 and report.count(SKIPPED) == 1
+    assert "edge levels measured" in report.rows[0].reason
+    upgraded = catalog.track(track.id).analysis
+    assert upgraded.head_lu == fresh.head_lu and upgraded.tail_lu == fresh.tail_lu
+    assert "edge levels" not in ingest(catalog, tmp_path / "media", src).rows[0].reason

@@ -15,7 +15,7 @@ from pedalboard.io import AudioFile
 from dj.narrate import ClipError, NarrationContext, SpeechError, Utterance, VoiceParams
 from dj.narrate.engines import EspeakEngine, NeuralEngine, validate_clip
 from dj.narrate.persona import load_personas
-from dj.narrate.voice_dsp import loudness_lufs, to_house
+from dj.narrate.voice_dsp import MAX_PAUSE_S, loudness_lufs, tighten_pauses, to_house
 
 try:  # tests may run as a package or as loose modules
     from .test_narrate import BO, REPO_VOICES, ctx, default_packs, make_narrator
@@ -220,3 +220,23 @@ def test_neural_engine_with_local_model() -> None:
     mono, rate = engine.synthesize("Hello from the radio.",
                                    VoiceParams(model_path=Path(model), config_path=Path(config)))
     assert rate > 8000 and mono.size > rate * 0.3 and float(np.max(np.abs(mono))) > 0.01
+
+
+def test_long_pauses_inside_a_line_are_tightened_without_clicks() -> None:
+    sr = 44_100
+    t = np.arange(sr) / sr
+    word = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    gap = np.zeros(int(0.9 * sr), np.float32)
+    short = np.zeros(int(0.1 * sr), np.float32)
+    edge = np.zeros(int(0.6 * sr), np.float32)
+    line = np.concatenate([edge, word, gap, word, short, word, edge])
+    out = tighten_pauses(line)
+    quiet = np.concatenate([[False], np.abs(out) < 1e-4, [False]]).astype(np.int8)
+    edges = np.flatnonzero(np.diff(quiet))
+    runs = (edges[1::2] - edges[::2]) / sr
+    inner = [r for r in runs[1:-1] if r > 0.02]  # pauses between words, not zero crossings
+    assert max(inner) <= MAX_PAUSE_S + 0.02  # the 0.9 s pause is now about 0.25 s
+    assert min(inner) == pytest.approx(0.1, abs=0.02)  # a short pause is left alone
+    assert out.size == pytest.approx(line.size - (0.9 - MAX_PAUSE_S) * sr, abs=0.02 * sr)
+    assert np.max(np.abs(np.diff(out))) <= np.max(np.abs(np.diff(line))) + 1e-6
+    assert np.array_equal(tighten_pauses(word), word)  # no pause: untouched

@@ -27,6 +27,12 @@ CUE_OUT_BELOW_LU = 30.0
 # a track's "body" is louder than loudness - 8 dB (400 ms windows); after its end a fade begins
 BODY_BELOW_LU = 8.0
 FLOOR_DBFS = -70.0
+# transitions: the loudness of each end of a track, in momentary (400 ms) windows every 0.2 s
+# over EDGE_S seconds: fine enough to place a gain change on an intro's first downbeat
+EDGE_S = 20.0
+EDGE_HOP_S = 0.2
+EDGE_WINDOW_S = 0.4
+EDGE_FLOOR_LU = -60.0
 TRUE_PEAK_OVERSAMPLING = 4
 _MIN_LOUDNESS_S = 0.4  # BS.1770 gating blocks are 400 ms
 
@@ -46,6 +52,8 @@ class TrackAnalysis:
     cue_in_s: float
     cue_out_s: float
     outro_s: float
+    head_lu: bytes = b""  # edge levels (see :func:`edge_levels`), packed by :func:`pack_levels`
+    tail_lu: bytes = b""
 
 
 def integrated_loudness(audio: np.ndarray, sr: int) -> float:
@@ -126,6 +134,41 @@ def find_cues(audio: np.ndarray, sr: int, loudness_lufs: float) -> tuple[float, 
     return float(cue_in), float(cue_out), float(fade)
 
 
+def edge_levels(
+    audio: np.ndarray, sr: int, loudness_lufs: float, cue_in_s: float, cue_out_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """How loud each end of a track is, relative to its integrated loudness (LU), so transitions
+    can be planned on the music's real level rather than its average: ``head[k]`` is the
+    loudness of the 400 ms window starting ``k`` × 0.2 s after the cue-in, ``tail[k]`` of the
+    one ending ``k`` × 0.2 s before the cue-out (``tail[0]`` is the very end). Each covers at
+    most :data:`EDGE_S` seconds, and at most the usable audio."""
+    meter = pyloudnorm.Meter(sr)
+    win, hop = int(EDGE_WINDOW_S * sr), int(EDGE_HOP_S * sr)
+    lo, hi = int(round(cue_in_s * sr)), min(audio.shape[1], int(round(cue_out_s * sr)))
+    count = max(0, min(int((EDGE_S - EDGE_WINDOW_S) / EDGE_HOP_S) + 1, (hi - lo - win) // hop + 1))
+
+    def level(start: int) -> float:
+        x = np.asarray(audio[:, start : start + win], dtype=np.float64)
+        if not np.any(x):
+            return EDGE_FLOOR_LU
+        value = meter.integrated_loudness(x.T) - loudness_lufs
+        return float(np.clip(value, EDGE_FLOOR_LU, 40.0)) if math.isfinite(value) else EDGE_FLOOR_LU
+
+    head = np.array([level(lo + k * hop) for k in range(count)])
+    tail = np.array([level(hi - win - k * hop) for k in range(count)])
+    return head, tail
+
+
+def pack_levels(levels: np.ndarray) -> bytes:
+    """Edge levels as int8 in half-LU steps (under 100 bytes per end: the catalog keeps them in
+    memory)."""
+    return np.clip(np.round(np.asarray(levels) * 2.0), -128, 127).astype(np.int8).tobytes()
+
+
+def unpack_levels(packed: bytes) -> np.ndarray:
+    return np.frombuffer(packed, dtype=np.int8).astype(np.float64) / 2.0
+
+
 def outro_length(usable_s: float, fade_s: float, crossfade_s: float) -> float:
     """The suggested crossfade for a track's ending.
 
@@ -167,6 +210,7 @@ def analyse(
             peak + gain + 1.0,
         )
     cue_in, cue_out, fade = find_cues(audio, sr, loudness)
+    head, tail = edge_levels(audio, sr, loudness, cue_in, cue_out)
     return TrackAnalysis(
         duration_s=round(duration, 6),
         loudness_lufs=round(loudness, 3),
@@ -175,4 +219,6 @@ def analyse(
         cue_in_s=round(cue_in, 4),
         cue_out_s=round(cue_out, 4),
         outro_s=round(outro_length(cue_out - cue_in, fade, crossfade_s), 3),
+        head_lu=pack_levels(head),
+        tail_lu=pack_levels(tail),
     )

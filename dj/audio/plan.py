@@ -15,6 +15,8 @@ class TrackCue:
     cue_in_s: float  # first audible sample worth playing
     cue_out_s: float  # where the usable audio ends (fade tails and silence trimmed)
     outro_s: float  # ingest's suggested crossfade length for this track's ending
+    head_lu: bytes = b""  # ingest's edge levels (dj.audio.analysis.edge_levels), packed
+    tail_lu: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

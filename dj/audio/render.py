@@ -8,10 +8,15 @@ result (rendering in 0.5 s blocks or 1-frame blocks gives the same samples).
 
 Rules (each has a test):
 
-* **Crossfade** between consecutive tracks is equal-power and lasts
-  :func:`dj.audio.dsp.crossfade_frames`: ``min(outgoing outro, 2 × requested, half the outgoing
-  usable length, half the incoming usable length)``. The outgoing track's fade ends exactly on its
-  cue-out. A start or stop without a crossfade (first track, a cut, a gap) gets a 5 ms edge fade.
+* **Crossfade** between consecutive tracks lasts :func:`dj.audio.dsp.crossfade_frames`:
+  ``min(outgoing outro, 2 × requested, half the outgoing usable length, half the incoming usable
+  length)``, where the outro is ingest's, or longer so the crossfade starts where the track's own
+  fade starts (:func:`dj.audio.transition.fade_length`). The outgoing track fades out on the
+  equal-power ``cos`` and ends exactly on its cue-out; the incoming one fades in on
+  :func:`dj.audio.transition.complementary_fade_in` of both tracks' edge levels (the plain ``sin``
+  when they are steady or unmeasured), and a quiet intro is lifted by
+  :func:`dj.audio.transition.intro_ride`. A start or stop without a crossfade (first track, a cut,
+  a gap) gets a 5 ms edge fade.
 * **Next item** is asked for at the start, and when the current track comes within its outro +
   the duck attack + two blocks of its cue-out. ``None`` means nothing yet: the current track plays
   to its end and the renderer asks again every block, sending silence meanwhile.
@@ -42,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from dj.audio.agc import LevelRider
+from dj.audio.analysis import unpack_levels
 from dj.audio.deadair import DeadAirDetector, is_silent
 from dj.audio.decode import DecodeError, HouseReader
 from dj.audio.dsp import (
@@ -58,6 +64,14 @@ from dj.audio.dsp import (
 )
 from dj.audio.master import MasterChain
 from dj.audio.plan import Item, Marker
+from dj.audio.transition import (
+    ENTRY_S,
+    complementary_fade_in,
+    fade_length,
+    intro_ride,
+    level_at,
+    level_times,
+)
 from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE, AudioConfig
 
 logger = logging.getLogger(__name__)
@@ -93,6 +107,12 @@ class _Deck:
     start: int  # absolute output frame where in_frame sounds
     fade_in: int = 0  # equal-power fade-in frames from start; 0 = edge fade
     fade_outs: list[tuple[int, int]] = field(default_factory=list)  # (absolute start, frames)
+    head: np.ndarray = field(default_factory=lambda: np.zeros(0))  # edge levels, LU
+    tail: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    ride: tuple[np.ndarray, np.ndarray] | None = None  # intro ride: (frames from start, dB)
+    # a level-aware fade-in replacing the plain sin curve: (frames from start, gain)
+    fade_shape: tuple[np.ndarray, np.ndarray] | None = None
+    outro_s: float = 0.0  # ingest's outro, or longer to start the crossfade where a fade starts
     started: bool = False
     failed: str | None = None
 
@@ -130,11 +150,16 @@ class _Deck:
         in_len = self.fade_in if self.fade_in > 0 else edge
         if t0 < self.start + in_len:
             rel = positions() - self.start
-            parts.append(
-                fade_in_curve(rel, self.fade_in)
-                if self.fade_in > 0
-                else edge_fade(rel, edge, rising=True)
-            )
+            if self.fade_in > 0 and self.fade_shape is not None:
+                shape_x, shape_g = self.fade_shape
+                parts.append(np.interp(rel, shape_x, shape_g, left=0.0).astype(np.float32))
+            elif self.fade_in > 0:
+                parts.append(fade_in_curve(rel, self.fade_in))
+            else:
+                parts.append(edge_fade(rel, edge, rising=True))
+        if self.ride is not None and t0 < self.start + self.ride[0][-1]:
+            ride_db = np.interp(positions() - self.start, *self.ride)
+            parts.append(np.power(10.0, ride_db / 20.0).astype(np.float32))
         for fs, fl in self.fade_outs:
             if t1 > fs:
                 parts.append(fade_out_curve(positions() - fs, fl))
@@ -320,14 +345,37 @@ class Renderer:
             reader.close()
             self._reject(item, at, "nothing to play between the cue points")
             return None
-        return _Deck(
+        deck = _Deck(
             item=item,
             reader=reader,
             gain=float(db_to_gain(cue.gain_db)),
             in_frame=in_frame,
             out_frame=out_frame,
             start=at,
+            head=unpack_levels(cue.head_lu),
+            tail=unpack_levels(cue.tail_lu),
         )
+        deck.outro_s = max(cue.outro_s, fade_length(deck.tail))
+        ride = intro_ride(deck.head, self.config.intro_ride_db)
+        if np.any(ride > 0):
+            # the ride's last point is 0 dB: past it the deck plays at its own gain
+            last = int(np.flatnonzero(ride > 0)[-1]) + 1
+            deck.ride = (level_times(last + 1) * self.sr, ride[: last + 1])
+        return deck
+
+    def _plan_fade_in(self, deck: _Deck, previous: _Deck, start: int, length: int) -> None:
+        """Shape the incoming track's fade on both tracks' real levels (see dj.audio.transition);
+        with no edge levels it is the plain equal-power curve."""
+        if length <= 0 or (previous.tail.size == 0 and deck.head.size == 0):
+            return
+        x = np.linspace(0.0, 1.0, max(2, int(length / (0.01 * self.sr)) + 1))
+        frames = x * length
+        out_db = level_at(previous.tail, (previous.natural_end - (start + frames)) / self.sr)
+        in_db = level_at(deck.head, frames / self.sr)
+        if deck.ride is not None:
+            in_db = in_db + np.interp(frames, *deck.ride)
+        entry = min(1.0, ENTRY_S * self.sr / length)
+        deck.fade_shape = (frames, complementary_fade_in(x, out_db, in_db, entry))
 
     def _reject(self, item: Item, at: int, reason: str) -> None:
         logger.warning("skipping track %s (%s): %s", item.track.key, item.track.path, reason)
@@ -337,9 +385,7 @@ class Renderer:
         return self._decks[-1] if self._decks else None
 
     def _lookahead(self, deck: _Deck, n: int) -> int:
-        outro = (
-            deck.item.track.outro_s if deck.item.track.outro_s > 0 else 2 * self.config.crossfade_s
-        )
+        outro = deck.outro_s if deck.outro_s > 0 else 2 * self.config.crossfade_s
         return int(round(outro * self.sr)) + self._attack + 2 * n
 
     def _schedule(self, t0: int, n: int) -> None:
@@ -356,13 +402,14 @@ class Renderer:
         if deck is None:
             return
         length = crossfade_frames(
-            deck.item.crossfade_s, cur.item.track.outro_s, cur.usable, deck.usable, self.sr
+            deck.item.crossfade_s, cur.outro_s, cur.usable, deck.usable, self.sr
         )
         start = cur.end - length
         if start < t0:
             start, length = t0, max(0, cur.end - t0)
         if length > 0 and not cur.fade_outs:
             cur.fade_outs.append((start, length))
+            self._plan_fade_in(deck, cur, start, length)
         elif cur.fade_outs:  # already fading (a skip): start when it is gone
             start, length = max(t0, cur.end), 0
         self._add_deck(deck, start, length, cur)
@@ -384,7 +431,7 @@ class Renderer:
                 d.fade_outs.append((at, min(fade, d.end - at)))
         if queued:
             nxt = queued[0]
-            nxt.start, nxt.fade_in = at, fade
+            nxt.start, nxt.fade_in, nxt.fade_shape = at, fade, None
             for d in queued[1:]:  # cannot happen (one deck is queued at a time); stay safe
                 self._decks.remove(d)
                 d.reader.close()

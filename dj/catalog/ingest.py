@@ -25,7 +25,13 @@ import numpy as np
 from pedalboard.io import AudioFile
 from tqdm import tqdm
 
-from dj.audio.analysis import SilentAudioError, TrackAnalysis, analyse
+from dj.audio.analysis import (
+    SilentAudioError,
+    TrackAnalysis,
+    analyse,
+    edge_levels,
+    pack_levels,
+)
 from dj.audio.decode import DecodeError, decode_file, read_tags, to_house
 from dj.catalog.manifest import Manifest, ManifestTrack, load_manifest
 from dj.catalog.models import Analysis, Artist, Deal, Share, Track
@@ -258,7 +264,7 @@ def _prepare(
         return prep
     existing = catalog.has_source(prep.sha256)
     if existing:
-        prep.row = ReportRow(name, SKIPPED, existing, "already in the catalog")
+        prep.row = ReportRow(name, SKIPPED, existing, _complete(catalog, existing))
         return prep
     try:
         prep.house = decode(source.path)
@@ -271,6 +277,25 @@ def _prepare(
         logger.exception("ingest of %s failed", source.path)
         prep.row = ReportRow(name, FAILED, reason=f"error: {exc}")
     return prep
+
+
+def _complete(catalog: Catalog, track_id: str) -> str:
+    """Measure what an older ingest did not (the edge levels), from the house file: an upgraded
+    station gets level-aware transitions without decoding its sources again."""
+    track = catalog.track(track_id)
+    if track is None or track.analysis.head_lu:
+        return "already in the catalog"
+    a = track.analysis
+    try:
+        house = decode(track.audio_path)
+        head, tail = edge_levels(
+            house, HOUSE_SAMPLE_RATE, a.loudness_lufs, a.cue_in_s, a.cue_out_s
+        )
+    except Exception as exc:  # the track stays as it was; the renderer copes without levels
+        logger.warning("could not measure the edge levels of %s: %s", track_id, exc)
+        return "already in the catalog"
+    catalog.set_edge_levels(track_id, pack_levels(head), pack_levels(tail))
+    return "already in the catalog; edge levels measured"
 
 
 def _commit(

@@ -30,6 +30,9 @@ class Analysis:
     cue_in_s: float
     cue_out_s: float
     outro_s: float  # a sensible crossfade length for the outro
+    # loudness of each end (LU, 400 ms windows every 0.2 s), packed; empty when not measured yet
+    head_lu: bytes = b""
+    tail_lu: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

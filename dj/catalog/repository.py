@@ -49,7 +49,14 @@ MIGRATIONS = [
             PRIMARY KEY (listener_id, track_id)
         );
         """,
-    )
+    ),
+    Migration(
+        "catalog-0002-edge-levels",
+        """
+        ALTER TABLE tracks ADD COLUMN head_lu BLOB NOT NULL DEFAULT x'';
+        ALTER TABLE tracks ADD COLUMN tail_lu BLOB NOT NULL DEFAULT x'';
+        """,
+    ),
 ]
 
 
@@ -94,6 +101,8 @@ def _track_from_row(row, media_dir: Path | None) -> Track:
             cue_in_s=row["cue_in_s"],
             cue_out_s=row["cue_out_s"],
             outro_s=row["outro_s"],
+            head_lu=bytes(row["head_lu"]),
+            tail_lu=bytes(row["tail_lu"]),
         ),
     )
 
@@ -155,7 +164,8 @@ class Catalog:
                 "INSERT OR REPLACE INTO tracks (id, isrc, title, artist_id, album, year,"
                 " audio_path, source_sha256, tags, duration_s, loudness_lufs, true_peak_dbtp,"
                 " gain_db, cue_in_s,"
-                " cue_out_s, outro_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                " cue_out_s, outro_s, head_lu, tail_lu)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     track.id,
                     track.isrc,
@@ -173,6 +183,8 @@ class Catalog:
                     a.cue_in_s,
                     a.cue_out_s,
                     a.outro_s,
+                    a.head_lu,
+                    a.tail_lu,
                 ),
             )
             if shares:
@@ -185,6 +197,15 @@ class Catalog:
                 db.execute("DELETE FROM deals WHERE track_id = ?", (track.id,))
                 for d in deals:
                     self._insert_deal(db, d.__class__(**{**_deal_dict(d), "track_id": track.id}))
+        self._invalidate()
+
+    def set_edge_levels(self, track_id: str, head_lu: bytes, tail_lu: bytes) -> None:
+        """Store the edge levels of a track ingested before they were measured."""
+        with self.store.transaction() as db:
+            db.execute(
+                "UPDATE tracks SET head_lu = ?, tail_lu = ? WHERE id = ?",
+                (head_lu, tail_lu, track_id),
+            )
         self._invalidate()
 
     def add_deal(self, deal: Deal) -> None:

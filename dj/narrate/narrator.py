@@ -33,7 +33,7 @@ from dj.narrate.registry import LineRegistry, Revocation
 from dj.narrate.script import TEMPLATE_WEIGHTS, Candidate, draw, pick, repeat_identity, slot_values
 from dj.narrate.slots import NEXT_TRACK_SLOTS, PREV_TRACK_SLOTS, fill
 from dj.narrate.utterance import NarrationContext, Utterance, template_line_id, utterance_key
-from dj.narrate.voice_dsp import to_house
+from dj.narrate.voice_dsp import PROCESSING_VERSION, to_house
 from dj.store import Store
 
 logger = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ class Narrator:
 
     def _fingerprint(self, persona: Persona, engine: str) -> str:
         material = repr((persona.name, engine, persona.voice, persona.chain,
-                         self.config.audio.voice_lufs))
+                         self.config.audio.voice_lufs, PROCESSING_VERSION))
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
     # -- choosing -------------------------------------------------------------------------

@@ -198,6 +198,8 @@ class Programme:
             cue_in_s=a.cue_in_s,
             cue_out_s=a.cue_out_s,
             outro_s=a.outro_s,
+            head_lu=a.head_lu,
+            tail_lu=a.tail_lu,
         )
         return Prepared(Item(track=cue, crossfade_s=self.crossfade_s, voice=voice), track, utt)
 
