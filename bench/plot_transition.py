@@ -19,12 +19,13 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from dj.audio.analysis import integrated_loudness  # noqa: E402
-from dj.audio.plan import Item, TrackCue, VoiceCue  # noqa: E402
+from dj.audio.plan import Item, VoiceCue  # noqa: E402
 from dj.audio.render import Renderer  # noqa: E402
 from dj.catalog import Catalog  # noqa: E402
 from dj.catalog.ingest import ingest  # noqa: E402
 from dj.config import HOUSE_SAMPLE_RATE as SR  # noqa: E402
 from dj.config import AudioConfig  # noqa: E402
+from dj.program.programme import track_cue  # noqa: E402
 from dj.store import Store  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
@@ -47,9 +48,7 @@ def main() -> None:
         by_name = {t.title: t for t in catalog.tracks()}
         cues = []
         for t in sorted(by_name.values(), key=lambda t: "Vibe" not in t.title):
-            a = t.analysis
-            cues.append(TrackCue(t.id, t.audio_path, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s,
-                a.head_lu, a.tail_lu))
+            cues.append(track_cue(t))
         items = [Item(cues[0], 4.0), Item(cues[1], 4.0, VoiceCue("intro", 12.0))]
         voice = synthetic_voice(5.0, 1)
         r = Renderer(AudioConfig(), lambda: items.pop(0) if items else None, lambda k: voice)

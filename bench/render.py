@@ -20,11 +20,12 @@ import numpy as np
 
 from dj.audio.analysis import integrated_loudness
 from dj.audio.encode import Mp3Encoder
-from dj.audio.plan import Item, TrackCue, VoiceCue
+from dj.audio.plan import Item, VoiceCue
 from dj.audio.render import Renderer
 from dj.catalog import Catalog, Deal
 from dj.catalog.ingest import ingest
 from dj.config import HOUSE_SAMPLE_RATE, AudioConfig
+from dj.program.programme import track_cue
 from dj.store import Store
 
 DEFAULT_AUDIO = Path(__file__).resolve().parents[2] / "shared" / "data" / "audio"
@@ -73,9 +74,7 @@ def main() -> None:
             nonlocal counter
             counter += 1
             tr = rng.choice(tracks)
-            a = tr.analysis
-            cue = TrackCue(tr.id, tr.audio_path, a.gain_db, a.cue_in_s, a.cue_out_s, a.outro_s,
-                a.head_lu, a.tail_lu)
+            cue = track_cue(tr)
             voice = VoiceCue(f"v{counter % 8}", 12.0) if counter % 2 == 0 else None
             return Item(cue, 4.0, voice)
 

@@ -96,6 +96,9 @@ def main() -> int:
         if s + 15 > x.shape[1] / SR:
             break
         title = station.catalog.track(key).title
+        if s - bounds[k - 1] < 14 or bounds[k + 1] - s < 16:
+            print(f"{title[:38]:38s} (a track too short on one side to measure against)")
+            continue
         b0, a1 = max(bounds[k - 1] + 4, s - 40), min(bounds[k + 1], s + 45)
         before = meter.integrated_loudness(x[:, int(b0 * SR) : int((s - 8) * SR)].T)
         after = meter.integrated_loudness(x[:, int((s + 12) * SR) : int(a1 * SR)].T)
@@ -129,6 +132,8 @@ def main() -> int:
     )
     print(f"\n{'track':38s} {'LUFS':>7s}")
     for k, (s, key) in enumerate(starts[:-1]):
+        if bounds[k + 1] - s < 20:
+            continue  # mostly transitions: not the track's own level
         seg = x[:, int((s + 6) * SR) : int((bounds[k + 1] - 6) * SR)].T
         print(f"{station.catalog.track(key).title[:38]:38s} {meter.integrated_loudness(seg):7.2f}")
     print(f"programme true peak: {true_peak_dbtp(x):.2f} dBTP")

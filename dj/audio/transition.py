@@ -24,6 +24,8 @@ from dj.audio.analysis import EDGE_HOP_S, EDGE_WINDOW_S
 INTRO_WITHIN_LU = 1.5
 # the incoming track never enters faster than this (a raised edge, no click)
 ENTRY_S = 0.5
+# a lift that never meets a body is eased back over the end of the measured head (1 dB/s at most)
+EASE_BACK_S = 6.0
 # a body (or, read backwards, the end of one before a fade) is 1 s (5 points) at its level
 AHEAD_POINTS = 5
 # the crossfade curves follow both tracks' levels smoothed over 1 s
@@ -72,16 +74,22 @@ def intro_ride(
     track's body starts), bringing its loudness to ``within_lu`` under the track's, by at most
     ``max_db``; 0 from the body on, placed to 0.2 s.
 
-    One gain keeps the intro's own shape (its beat, a build-up); a track quiet throughout its
-    measured head is not ridden: that is its character, not an intro."""
+    One gain keeps the intro's own shape (its beat, a build-up). An opening quieter than that for
+    all of the measured head (a long quiet intro, a classical piece that builds) is lifted the
+    same way and eased back to 0 dB over the head's last :data:`EASE_BACK_S` seconds, as an
+    operator rides a fader back once the transition is done."""
     ride = np.zeros(head_lu.size)
     if head_lu.size == 0 or max_db <= 0:
         return ride
     body = _body_start(head_lu, within_lu)
-    if not body:
+    if body == 0:
         return ride
-    intro = 10.0 * np.log10(np.mean(np.power(10.0, head_lu[:body] / 10.0)))
-    ride[:body] = np.clip(-within_lu - intro, 0.0, max_db)
+    end = head_lu.size if body is None else body
+    intro = 10.0 * np.log10(np.mean(np.power(10.0, head_lu[:end] / 10.0)))
+    ride[:end] = np.clip(-within_lu - intro, 0.0, max_db)
+    if body is None:
+        ease = min(head_lu.size - 1, int(round(EASE_BACK_S / EDGE_HOP_S)))
+        ride[head_lu.size - 1 - ease :] *= np.linspace(1.0, 0.0, ease + 1)
     return ride
 
 

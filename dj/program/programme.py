@@ -28,6 +28,21 @@ SKIPS_TO_REST_ARTIST = 3
 REST_PICKS = 10
 
 
+def track_cue(track: Track) -> TrackCue:
+    """What the renderer needs of a catalog track: its house file and ingest's analysis."""
+    a = track.analysis
+    return TrackCue(
+        key=track.id,
+        path=track.audio_path,
+        gain_db=a.gain_db,
+        cue_in_s=a.cue_in_s,
+        cue_out_s=a.cue_out_s,
+        outro_s=a.outro_s,
+        head_lu=a.head_lu,
+        tail_lu=a.tail_lu,
+    )
+
+
 @dataclass(slots=True)
 class ProgrammeHistory:
     """What this programme has aired and how the listener reacted, in programme seconds."""
@@ -190,17 +205,7 @@ class Programme:
         if track is None:
             return None
         utt, voice = self._narrate(self._last_track, track)
-        a = track.analysis
-        cue = TrackCue(
-            key=track.id,
-            path=track.audio_path,
-            gain_db=a.gain_db,
-            cue_in_s=a.cue_in_s,
-            cue_out_s=a.cue_out_s,
-            outro_s=a.outro_s,
-            head_lu=a.head_lu,
-            tail_lu=a.tail_lu,
-        )
+        cue = track_cue(track)
         return Prepared(Item(track=cue, crossfade_s=self.crossfade_s, voice=voice), track, utt)
 
     def prepare_ahead(self) -> None:
