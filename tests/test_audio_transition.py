@@ -15,6 +15,7 @@ from dj.audio.analysis import (
     unpack_levels,
 )
 from dj.audio.transition import (
+    EASE_BACK_S,
     INTRO_WITHIN_LU,
     complementary_fade_in,
     fade_length,
@@ -75,13 +76,21 @@ def test_intro_ride_lifts_a_quiet_intro_as_one_gain_up_to_the_body():
     assert not intro_ride(head, 0.0).any()  # 0 turns it off
 
 
-def test_intro_ride_keeps_the_intro_shape_and_leaves_quiet_tracks_alone():
+def test_intro_ride_keeps_the_intro_shape():
     beat = np.array([-3.0, -9.0] * 20 + [0.0] * 58)
     ride = intro_ride(beat, 6.0)
     assert np.ptp(ride[:40]) == 0.0 and 0 < ride[0] < 6.0  # one gain: the beat is not flattened
-    assert not intro_ride(np.full(98, -8.0), 6.0).any()  # quiet throughout: its character
     assert not intro_ride(np.zeros(98), 6.0).any()  # no intro
     assert not intro_ride(np.zeros(0), 6.0).any()
+
+
+def test_an_opening_quiet_for_all_of_the_head_is_lifted_then_eased_back():
+    ride = intro_ride(np.full(98, -8.0), 6.0)
+    ease = int(EASE_BACK_S / EDGE_HOP_S)
+    assert np.all(ride[: 98 - ease - 1] == 6.0)  # capped lift over the opening
+    assert ride[-1] == 0.0  # back to the track's own gain where the measured head ends
+    steps = np.diff(ride[-ease - 1 :])
+    assert np.all(steps <= 0) and np.max(-steps) <= 1.0 * EDGE_HOP_S + 1e-9  # at most 1 dB/s
 
 
 def test_fade_length_finds_where_the_ending_starts_to_fade():
