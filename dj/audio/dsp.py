@@ -158,10 +158,11 @@ def crossfade_frames(
     """The crossfade length between two tracks, in frames.
 
     ``min(outro, 2 × requested, outgoing usable / 2, incoming usable / 2)``, where ``outro`` is the
-    outgoing track's ingest outro length (``requested`` when unknown). Ingest sets the outro to the
+    outgoing track's outro length (``requested`` when unknown). Ingest sets the outro to the
     default crossfade for an ordinary ending, longer for a track that fades out (the fade is ridden,
-    up to twice the request), shorter for short tracks; the halves keep a short track's fade-in
-    and fade-out from overlapping, so a track shorter than twice the crossfade still plays whole.
+    up to twice the request), shorter for short tracks, and the renderer lengthens it to where the
+    track's measured fade starts; the halves keep a short track's fade-in and fade-out from
+    overlapping, so a track shorter than twice the crossfade still plays whole.
     """
     if requested_s <= 0:
         return 0
