@@ -19,15 +19,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pyloudnorm
 from scipy.signal import lfilter, lfilter_zi
 
+from dj.audio.analysis import k_weighting
+
 GATE_WINDOW_S = 0.4  # the momentary window decides what counts as near-silence
-
-
-def _k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    meter = pyloudnorm.Meter(sample_rate)
-    return [(np.asarray(f.b, float), np.asarray(f.a, float)) for f in meter._filters.values()]
 
 
 def _one_pole(time_s: float, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +48,7 @@ class LevelRider:
         self.sample_rate = sample_rate
         self._target_power = 10 ** ((target_lufs + 0.691) / 10)
         self._gate_power = 10 ** ((gate_lufs + 0.691) / 10)
-        self._k = _k_weighting(sample_rate)
+        self._k = k_weighting(sample_rate)
         self._k_state = [np.zeros((channels, len(lfilter_zi(b, a)))) for b, a in self._k]
         self._gate = _one_pole(GATE_WINDOW_S, sample_rate)
         self._level = _one_pole(window_s, sample_rate)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyloudnorm
-from scipy.signal import resample_poly
+from scipy.signal import lfilter, resample_poly
 
 from dj.audio.dsp import window_rms_db
 
@@ -33,6 +33,7 @@ EDGE_S = 20.0
 EDGE_HOP_S = 0.2
 EDGE_WINDOW_S = 0.4
 EDGE_FLOOR_LU = -60.0
+EDGE_SETTLE_S = 0.5  # audio before a measured edge that the K-weighting filters run in on
 TRUE_PEAK_OVERSAMPLING = 4
 _MIN_LOUDNESS_S = 0.4  # BS.1770 gating blocks are 400 ms
 
@@ -134,29 +135,49 @@ def find_cues(audio: np.ndarray, sr: int, loudness_lufs: float) -> tuple[float, 
     return float(cue_in), float(cue_out), float(fade)
 
 
+def k_weighting(sample_rate: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The BS.1770 K-weighting filter stages as ``(b, a)`` pairs, as pyloudnorm designs them for
+    this rate (so a hand-rolled meter measures exactly what pyloudnorm does)."""
+    meter = pyloudnorm.Meter(sample_rate)
+    return [(np.asarray(f.b, float), np.asarray(f.a, float)) for f in meter._filters.values()]
+
+
+def momentary_levels(audio: np.ndarray, sr: int, hop: int, win: int, settle: int) -> np.ndarray:
+    """Loudness (LUFS) of ``win``-frame windows every ``hop`` frames, the first one starting
+    ``settle`` frames into ``audio`` (the filters' start-up transient is left before it)."""
+    y = np.asarray(audio, dtype=np.float64)
+    for b, a in k_weighting(sr):
+        y = lfilter(b, a, y, axis=1)
+    power = np.concatenate([[0.0], np.cumsum(np.sum(y * y, axis=0))])
+    starts = np.arange(settle, y.shape[1] - win + 1, hop)
+    mean = (power[starts + win] - power[starts]) / win
+    with np.errstate(divide="ignore"):
+        return -0.691 + 10.0 * np.log10(mean)
+
+
 def edge_levels(
     audio: np.ndarray, sr: int, loudness_lufs: float, cue_in_s: float, cue_out_s: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """How loud each end of a track is, relative to its integrated loudness (LU), so transitions
     can be planned on the music's real level rather than its average: ``head[k]`` is the
-    loudness of the 400 ms window starting ``k`` × 0.2 s after the cue-in, ``tail[k]`` of the
-    one ending ``k`` × 0.2 s before the cue-out (``tail[0]`` is the very end). Each covers at
-    most :data:`EDGE_S` seconds, and at most the usable audio."""
-    meter = pyloudnorm.Meter(sr)
+    momentary loudness of the 400 ms window starting ``k`` × 0.2 s after the cue-in, ``tail[k]``
+    of the one ending ``k`` × 0.2 s before the cue-out (``tail[0]`` is the very end). Each covers
+    at most :data:`EDGE_S` seconds, and at most the usable audio."""
     win, hop = int(EDGE_WINDOW_S * sr), int(EDGE_HOP_S * sr)
+    settle = int(EDGE_SETTLE_S * sr)
     lo, hi = int(round(cue_in_s * sr)), min(audio.shape[1], int(round(cue_out_s * sr)))
     count = max(0, min(int((EDGE_S - EDGE_WINDOW_S) / EDGE_HOP_S) + 1, (hi - lo - win) // hop + 1))
+    if count == 0:
+        return np.zeros(0), np.zeros(0)
+    span = win + (count - 1) * hop
 
-    def level(start: int) -> float:
-        x = np.asarray(audio[:, start : start + win], dtype=np.float64)
-        if not np.any(x):
-            return EDGE_FLOOR_LU
-        value = meter.integrated_loudness(x.T) - loudness_lufs
-        return float(np.clip(value, EDGE_FLOOR_LU, 40.0)) if math.isfinite(value) else EDGE_FLOOR_LU
+    def levels(start: int) -> np.ndarray:
+        pre = min(settle, start)
+        measured = momentary_levels(audio[:, start - pre : start + span], sr, hop, win, pre)
+        return np.clip(np.nan_to_num(measured - loudness_lufs, neginf=EDGE_FLOOR_LU),
+                       EDGE_FLOOR_LU, 40.0)[:count]
 
-    head = np.array([level(lo + k * hop) for k in range(count)])
-    tail = np.array([level(hi - win - k * hop) for k in range(count)])
-    return head, tail
+    return levels(lo), levels(hi - span)[::-1]
 
 
 def pack_levels(levels: np.ndarray) -> bytes:
