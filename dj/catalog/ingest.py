@@ -294,6 +294,8 @@ def _complete(catalog: Catalog, track_id: str) -> str:
     except Exception as exc:  # the track stays as it was; the renderer copes without levels
         logger.warning("could not measure the edge levels of %s: %s", track_id, exc)
         return "already in the catalog"
+    if head.size == 0:  # shorter than one window: nothing to measure, now or later
+        return "already in the catalog"
     catalog.set_edge_levels(track_id, pack_levels(head), pack_levels(tail))
     return "already in the catalog; edge levels measured"
 
