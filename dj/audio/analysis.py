@@ -1,5 +1,6 @@
 """What ingest measures of a track, once: loudness (ITU-R BS.1770 via pyloudnorm), true peak,
-the gain to the station's target, cue points and a sensible outro crossfade length.
+the gain to the station's target, cue points, a sensible outro crossfade length, and how loud each
+end of the track is (the edge levels transitions are planned on).
 
 Cue points use levels *relative to the track's own loudness*, so a quiet classical piece and a
 loud pop master are trimmed alike: leading and trailing silence go, and so does the inaudible end

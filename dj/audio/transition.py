@@ -44,17 +44,17 @@ def level_at(levels: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     seconds = np.asarray(seconds, dtype=np.float64)
     if levels.size == 0:
         return np.zeros_like(seconds)
-    times = level_times(levels.size)
-    return np.interp(seconds, times, smoothed(levels, CURVE_POINTS), left=levels[0], right=0.0)
+    level = smoothed(levels, CURVE_POINTS)
+    return np.interp(seconds, level_times(levels.size), level, left=level[0], right=0.0)
 
 
-def smoothed(levels_lu: np.ndarray, points: int, where: str = "centred") -> np.ndarray:
-    """Power average of each level with its neighbours: ``points`` of them ``"behind"`` it (lower
-    indices), ``"ahead"`` of it, or ``"centred"`` on it; the ends repeat the edge value."""
+def smoothed(levels_lu: np.ndarray, points: int, ahead: bool = False) -> np.ndarray:
+    """Power average of each level with its ``points`` neighbours, centred on it or (``ahead``)
+    starting at it; the ends repeat the edge value."""
     if points <= 1 or levels_lu.size < 2:
         return np.asarray(levels_lu, dtype=np.float64)
     power = np.power(10.0, np.asarray(levels_lu, dtype=np.float64) / 10.0)
-    before = {"behind": points - 1, "ahead": 0, "centred": points // 2}[where]
+    before = 0 if ahead else points // 2
     padded = np.pad(power, (before, points - 1 - before), mode="edge")
     mean = np.convolve(padded, np.ones(points) / points, mode="valid")
     return 10.0 * np.log10(mean)
@@ -62,7 +62,7 @@ def smoothed(levels_lu: np.ndarray, points: int, where: str = "centred") -> np.n
 
 def _body_start(levels_lu: np.ndarray, within_lu: float) -> int | None:
     """First index that, and the second from it, are within ``within_lu`` of the average."""
-    ahead = smoothed(levels_lu, AHEAD_POINTS, "ahead")
+    ahead = smoothed(levels_lu, AHEAD_POINTS, ahead=True)
     body = np.flatnonzero((ahead >= -within_lu) & (levels_lu >= -within_lu))
     return int(body[0]) if body.size else None
 
