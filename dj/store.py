@@ -18,6 +18,16 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+def where_equal(**columns: Any) -> tuple[str, list[Any]]:
+    """A ``WHERE`` clause (with its leading space) matching every column whose value is not
+    ``None``, and its parameters; ``("", [])`` when every filter is ``None``. Column names come
+    from the caller's code, never from input."""
+    used = {name: value for name, value in columns.items() if value is not None}
+    if not used:
+        return "", []
+    return " WHERE " + " AND ".join(f"{name} = ?" for name in used), list(used.values())
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     name: str

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from dj.auth.roles import check_role
-from dj.store import Migration, Store
+from dj.store import Migration, Store, where_equal
 
 logger = logging.getLogger(__name__)
 
@@ -101,14 +101,7 @@ class TokenStore:
         return cur.rowcount > 0
 
     def list(self, role: str | None = None, subject: str | None = None) -> list[TokenInfo]:
-        clauses, params = [], []
-        if role is not None:
-            clauses.append("role = ?")
-            params.append(role)
-        if subject is not None:
-            clauses.append("subject = ?")
-            params.append(subject)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_equal(role=role, subject=subject)
         rows = self.store.query(
             f"SELECT id, role, subject, label, created_at, revoked_at FROM auth_tokens{where}"
             " ORDER BY created_at, id", params,

@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from dj.store import Migration, Store
+from dj.store import Migration, Store, where_equal
 
 logger = logging.getLogger(__name__)
 
@@ -180,14 +180,7 @@ class Ledger:
         self, artist_id: str | None = None, listener_id: str | None = None, limit: int = 1000
     ) -> list[Airing]:
         """Newest first."""
-        clauses, params = [], []
-        if artist_id is not None:
-            clauses.append("artist_id = ?")
-            params.append(artist_id)
-        if listener_id is not None:
-            clauses.append("listener_id = ?")
-            params.append(listener_id)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_equal(artist_id=artist_id, listener_id=listener_id)
         rows = self.store.query(
             f"SELECT * FROM airings{where} ORDER BY aired_at DESC, rowid DESC LIMIT ?",
             (*params, limit),

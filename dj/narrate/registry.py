@@ -31,7 +31,7 @@ from dj.narrate.lines import (
     line_content_id,
 )
 from dj.narrate.packs import ArtistPack
-from dj.store import Migration, Store
+from dj.store import Migration, Store, where_equal
 
 logger = logging.getLogger(__name__)
 
@@ -185,14 +185,7 @@ class LineRegistry:
 
     def audit(self, artist_id: str | None = None, subject: str | None = None) -> list[AuditEntry]:
         """Oldest first, as written."""
-        clauses, params = [], []
-        if artist_id is not None:
-            clauses.append("artist_id = ?")
-            params.append(artist_id)
-        if subject is not None:
-            clauses.append("subject = ?")
-            params.append(subject)
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        where, params = where_equal(artist_id=artist_id, subject=subject)
         rows = self.store.query(f"SELECT * FROM narrate_audit{where} ORDER BY seq", params)
         return [AuditEntry(r["seq"], r["at"], r["who"], r["artist_id"], r["action"], r["subject"],
                            json.loads(r["detail"])) for r in rows]
