@@ -60,7 +60,8 @@ def _serve(config: Config, banner: list[str]) -> int:
         ),
         flush=True,
     )
-    web.run_app(app, host=config.host, port=config.port, print=None)
+    # streams are cancelled at shutdown, not waited for: SIGTERM ends within seconds
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=3.0)
     return 0
 
 

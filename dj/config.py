@@ -54,9 +54,14 @@ class AudioConfig:
 class StreamConfig:
     station_name: str = "dj"
     metaint: int = 16_000
-    burst_s: float = 4.0
-    buffer_s: float = 8.0
+    # sent ahead of real time: the player's start-up buffer, and so how far the stream runs ahead
+    # of the ear (a skip is heard this much later)
+    burst_s: float = 1.5
     pacing: bool = True
+    resume_window_s: float = 600.0  # a reconnection within this resumes the programme
+    stall_s: float = 30.0  # a client whose ear makes no progress for this long is dropped
+    send_buffer_bytes: int = 16_384  # the kernel's share of what a client has not yet read
+    client_delay_s: float = 0.0  # a player's own start-up delay, if known
 
 
 @dataclass(frozen=True, slots=True)

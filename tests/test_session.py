@@ -10,7 +10,7 @@ def test_a_renderer_fault_restarts_the_mix_and_the_stream_goes_on(demo_station):
     station = demo_station
     session = station.open_session(station.listener("fault-check"), None)
     before = station.failures["renderer"]
-    data = b"".join(session.render_chunk().data for _ in range(20))
+    data = b"".join(session.render_next().data for _ in range(20))
 
     broken = session.renderer
 
@@ -18,7 +18,7 @@ def test_a_renderer_fault_restarts_the_mix_and_the_stream_goes_on(demo_station):
         raise RuntimeError("mix fault")
 
     broken.render = fail
-    chunks = [session.render_chunk() for _ in range(60)]
+    chunks = [session.render_next() for _ in range(60)]
     data += b"".join(c.data for c in chunks)
 
     assert session.renderer is not broken
@@ -28,4 +28,4 @@ def test_a_renderer_fault_restarts_the_mix_and_the_stream_goes_on(demo_station):
     decoded = decode_mp3(data)
     assert decoded.returncode == 0, decoded.stderr
     assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0
-    station.close_session(session)
+    station.release(session)

@@ -199,6 +199,7 @@ async def test_real_music_streams_and_a_corrupt_file_is_skipped(aiohttp_server, 
         client.get(f"http://127.0.0.1:{server.port}/stream/{listener}.mp3") as resp,
     ):
         assert resp.status == 200
+        buf += await resp.content.read(1)  # audio flows once the session is on air
         session = station.sessions[listener]
         while len(buf) < 6 * 60 * BYTES_PER_S:
             data = await resp.content.read(65536)

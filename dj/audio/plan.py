@@ -33,6 +33,7 @@ class Item:
     track: TrackCue
     crossfade_s: float  # requested; the renderer shortens it to what both sides can give
     voice: VoiceCue | None = None
+    play_id: str = ""  # this airing of the track: its start and end markers carry it
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +41,9 @@ class Marker:
     """Something that happens at an exact frame of the rendered output.
 
     kinds: ``track_start`` (the new track becomes audible), ``track_end`` (it is no longer
-    audible; ``value`` holds the seconds played), ``voice_start``, ``voice_end``,
+    audible; ``value`` holds the seconds played), ``track_cut`` (the renderer was restarted
+    after a fault while it played; ``value`` holds the seconds played), ``voice_start``,
+    ``voice_end``,
     ``voice_dropped`` (its audio was not available or no longer allowed when it was due),
     ``skipped`` (a track could not be read and was passed over; ``value`` is the reason),
     ``dead_air`` (a silent stretch was cut short).
@@ -50,3 +53,4 @@ class Marker:
     kind: str
     key: str
     value: float | str | None = None
+    play: str = ""  # the item's play id, on track_start, track_end and track_cut

@@ -76,7 +76,7 @@ from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE, AudioConfig
 
 logger = logging.getLogger(__name__)
 
-SKIP_FADE_S = 1.0
+SKIP_FADE_S = 0.5  # short, so a skip is heard at once (the crossfade is for planned joins)
 VOICE_GAP_S = 0.4  # between two voice lines that would otherwise overlap
 DEAD_AIR_MARGIN_S = 0.25  # cut this long before the dead-air limit is reached
 MAX_ATTEMPTS_PER_BLOCK = 16  # bad items passed over in one block before giving the block up
@@ -88,6 +88,7 @@ _KIND_ORDER = {
             "skipped",
             "dead_air",
             "voice_end",
+            "track_cut",
             "track_end",
             "track_start",
             "voice_dropped",
@@ -252,8 +253,27 @@ class Renderer:
         started = [d for d in self._decks if d.start <= now]
         return started[-1].key if started else None
 
+    @property
+    def current_play(self) -> str | None:
+        """The play id of the track audible at the render head (the newer one in a crossfade)."""
+        now = self._out
+        audible = [d for d in self._decks if d.start <= now < d.end]
+        return audible[-1].item.play_id if audible else None
+
     def skip(self) -> None:
         self._skip = True
+
+    def abandon(self) -> list[Marker]:
+        """End every track that has started, at the last frame returned (the renderer is being
+        replaced after a fault): a ``track_cut`` marker each, with the seconds it played."""
+        ends = [
+            Marker(self._out, "track_cut", d.key, round(max(0, self._out - d.start) / self.sr, 4),
+                   d.item.play_id)
+            for d in self._decks
+            if d.started and d.start < self._out
+        ]
+        self.close()
+        return ends
 
     def close(self) -> None:
         """Release the open track files (a listener left)."""
@@ -303,8 +323,10 @@ class Renderer:
         return np.ascontiguousarray(block, dtype=np.float32), markers
 
     # -- scheduling -----------------------------------------------------------------------
-    def _mark(self, frame: int, kind: str, key: str, value: float | str | None = None) -> None:
-        self._markers.append(Marker(frame, kind, key, value))
+    def _mark(
+        self, frame: int, kind: str, key: str, value: float | str | None = None, play: str = ""
+    ) -> None:
+        self._markers.append(Marker(frame, kind, key, value, play))
         self._markers.sort(key=lambda m: (m.frame, _KIND_ORDER.get(m.kind, 99)))
 
     def _fetch(self, at: int) -> _Deck | None:
@@ -476,7 +498,7 @@ class Renderer:
                 continue
             if not d.started:
                 d.started = True
-                self._mark(d.start, "track_start", d.key)
+                self._mark(d.start, "track_start", d.key, play=d.item.play_id)
             t = time.process_time() if self.profile else 0.0
             try:
                 data = d.reader.read(d.in_frame + (lo - d.start), hi - lo)
@@ -618,7 +640,9 @@ class Renderer:
         for d in [d for d in self._decks if d.end <= t1 and d.started]:
             self._decks.remove(d)
             d.reader.close()
-            self._mark(d.end, "track_end", d.key, round((d.end - d.start) / self.sr, 4))
+            self._mark(
+                d.end, "track_end", d.key, round((d.end - d.start) / self.sr, 4), d.item.play_id
+            )
         for d in [d for d in self._decks if d.end <= d.start]:  # cut before it ever sounded
             self._decks.remove(d)
             d.reader.close()

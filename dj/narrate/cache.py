@@ -34,6 +34,15 @@ MIGRATIONS = [
 
 
 class VoiceCache:
+    """Rendered speech by utterance key.
+
+    Memory: at most ``memory_items`` renders (default 64, least recently used dropped first;
+    a 5 s stereo float32 render is about 1.8 MB, so about 110 MB at most by default).
+    Disk: not bounded here. One ``.npy`` file and one index row per distinct utterance ever
+    rendered, kept until a revocation deletes it; distinct utterances grow with catalog, templates
+    and personas, and with listener names (greetings name the listener).
+    """
+
     def __init__(self, store: Store, directory: Path, memory_items: int = 64) -> None:
         self.store = store
         self.directory = directory

@@ -3,6 +3,10 @@ and checks approval, consent and scope again whenever the audio is asked for.
 
 Thread-safe: the programme calls :meth:`Narrator.choose` on the event loop (fast, no audio) and
 :meth:`Narrator.render` in an executor; the artist API revokes from yet another thread.
+
+Memory is bounded: the utterances chosen lately (:data:`MAX_KNOWN_UTTERANCES`, least recently
+used dropped first) and each listener's repeat window (:data:`MAX_LISTENERS` listeners, least
+recently used dropped first; :meth:`Narrator.forget` drops one when they leave for good).
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +42,13 @@ from dj.store import Store
 
 logger = logging.getLogger(__name__)
 
+#: Utterances remembered for :meth:`Narrator.audio_for` (least recently chosen, rendered or asked
+#: for dropped first). A dropped key that was rendered is still found in the voice cache's index;
+#: one that never was fails closed (no audio), so this is sized far above what is ever queued.
+MAX_KNOWN_UTTERANCES = 4096
+#: Listeners whose repeat window is held in memory; a dropped one is re-read from the ledger.
+MAX_LISTENERS = 10_000
+
 
 class Narrator:
     def __init__(self, store: Store, catalog: Catalog, config: Config, *,
@@ -55,8 +66,10 @@ class Narrator:
         self.failures = 0
         self.failure_reasons: Counter[str] = Counter()
         self._lock = threading.Lock()
-        self._known: dict[str, Utterance] = {}
-        self._recent: dict[str, deque[str]] = {}
+        self.max_known = MAX_KNOWN_UTTERANCES
+        self.max_listeners = MAX_LISTENERS
+        self._known: OrderedDict[str, Utterance] = OrderedDict()  # LRU, at most max_known
+        self._recent: OrderedDict[str, deque[str]] = OrderedDict()  # LRU, at most max_listeners
         self._callbacks: list[Callable[[str], None]] = []
         self._espeak = EspeakEngine()
         self._clips = ClipEngine()
@@ -107,13 +120,31 @@ class Narrator:
                          self.config.audio.voice_lufs, PROCESSING_VERSION))
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
+    # -- listeners ------------------------------------------------------------------------
+    def forget(self, listener_id: str) -> None:
+        """Drop what is held in memory for a listener (call when they leave for good).
+
+        Only their repeat window is per listener; it is re-read from the ledger if they return.
+        Utterances already chosen for them age out of the bounded utterance memory on their own.
+        """
+        with self._lock:
+            self._recent.pop(listener_id, None)
+
+    def _remember(self, utt: Utterance) -> None:
+        """Note (or touch) an utterance for :meth:`audio_for`; the caller holds the lock."""
+        self._known[utt.key] = utt
+        self._known.move_to_end(utt.key)
+        while len(self._known) > self.max_known:
+            self._known.popitem(last=False)
+
     # -- choosing -------------------------------------------------------------------------
     def _recent_for(self, listener_id: str) -> deque[str]:
         """What this listener heard lately: seeded from the ledger, then kept in memory."""
         with self._lock:
             recent = self._recent.get(listener_id)
-        if recent is not None:
-            return recent
+            if recent is not None:
+                self._recent.move_to_end(listener_id)
+                return recent
         window = self.config.narrate.no_repeat_airings
         airings = self.ledger.airings(listener_id=listener_id, limit=window)
         seeded: deque[str] = deque(maxlen=max(1, window))
@@ -121,7 +152,11 @@ class Narrator:
             is_template = airing.line_id.startswith("template:")
             seeded.append(repeat_identity(airing.line_id, airing.text, is_template))
         with self._lock:
-            return self._recent.setdefault(listener_id, seeded)
+            recent = self._recent.setdefault(listener_id, seeded)
+            self._recent.move_to_end(listener_id)
+            while len(self._recent) > self.max_listeners:
+                self._recent.popitem(last=False)
+            return recent
 
     def _artist_candidates(self, ctx: NarrationContext, persona: Persona,
                            recent: deque[str]) -> list[Candidate]:
@@ -210,7 +245,7 @@ class Narrator:
         utt = Utterance(key, chosen.line_id, chosen.artist_id, persona.name, chosen.text,
                         chosen.engine, chosen.artists)
         with self._lock:
-            self._known[key] = utt
+            self._remember(utt)
             recent.append(chosen.identity)
         return utt
 
@@ -263,7 +298,7 @@ class Narrator:
         if not self.is_airable(utt):
             return None
         with self._lock:
-            self._known.setdefault(utt.key, utt)
+            self._remember(self._known.get(utt.key, utt))
         cached = self.cache.get(utt.key)
         if cached is not None:
             return cached
@@ -286,6 +321,8 @@ class Narrator:
         """For the renderer when the voice is due: the cached audio, only if still airable."""
         with self._lock:
             utt = self._known.get(key)
+            if utt is not None:
+                self._known.move_to_end(key)
         if utt is None:
             utt = self.cache.utterance(key)
         if utt is None or not self.is_airable(utt, territory):

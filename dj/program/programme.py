@@ -4,6 +4,7 @@ neither the recommender nor the speech engine can delay the music."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 import threading
@@ -242,7 +243,8 @@ class Programme:
                     )
                     continue
                 self._hand_out(prepared)
-                return prepared.item
+                # every airing is its own play, even the same track twice in a row
+                return dataclasses.replace(prepared.item, play_id=uuid.uuid4().hex)
             return None
 
     def _hand_out(self, prepared: Prepared) -> None:

@@ -3,6 +3,10 @@
 A subclass supplies only its base scores for a listener (and its arrays for saving); ranking,
 penalties for skips, the cold-start popularity prior and thread safety live here, so every
 recommender obeys the same station contract.
+
+Per-listener memory is bounded: live state and seeds for at most ``max_listeners`` listeners
+(:data:`MAX_LISTENERS`, least recently used dropped first) and scores for at most ``cache_size``
+listeners (one float32 per item each). :meth:`BaseRecommender.forget` drops a listener at once.
 """
 
 from __future__ import annotations
@@ -30,6 +34,11 @@ logger = logging.getLogger(__name__)
 FORMAT = "dj.recommend/1"
 Event = tuple[str, str, str]  # listener id, track id, feedback kind
 CacheKey = tuple[int, tuple[int, ...]]  # listener state version, seed items
+#: Listeners whose live state and seeds are held (least recently used dropped first). A dropped
+#: listener is served from the model alone (trained vector or cold start, with the seed the next
+#: pick passes); their live feedback since training is lost until a swap replays
+#: :class:`dj.recommend.live.LiveRecommender`'s log, or the next retrain reads it from the ledger.
+MAX_LISTENERS = 10_000
 
 
 def artist_index(
@@ -70,9 +79,10 @@ class BaseRecommender(abc.ABC):
         self._artists = ArtistItems.build(np.asarray(item_artist), len(self._artist_ids))
         self.rules = rules
         self.cache_size = cache_size
+        self.max_listeners = MAX_LISTENERS
         self._lock = threading.RLock()
-        self._states: dict[str, ListenerState] = {}
-        self._seeds: dict[str, tuple[int, ...]] = {}
+        self._states: OrderedDict[str, ListenerState] = OrderedDict()  # LRU, ≤ max_listeners
+        self._seeds: OrderedDict[str, tuple[int, ...]] = OrderedDict()  # LRU, ≤ max_listeners
         self._cache: OrderedDict[str, tuple[CacheKey, np.ndarray]] = OrderedDict()
 
     # -- ids and masks ------------------------------------------------------------------------
@@ -129,7 +139,10 @@ class BaseRecommender(abc.ABC):
         if not self._record(listener_id, track_id, kind):
             return
         with self._lock:
-            state = self._states[listener_id].copy()
+            state = self._states.get(listener_id)
+            if state is None:
+                return  # dropped meanwhile (forgotten, or the least recently used)
+            state = state.copy()
             seeds = self._seeds.get(listener_id, ())
         self._store(listener_id, state, seeds, self._scores_for(listener_id, state, seeds))
 
@@ -145,6 +158,18 @@ class BaseRecommender(abc.ABC):
             self._seeds.pop(listener_id, None)
             self._cache.pop(listener_id, None)
 
+    def _touch(self, listener_id: str) -> None:
+        """Mark a listener most recently used and drop the least recent ones over the bound.
+
+        The caller holds the lock.
+        """
+        for table in (self._states, self._seeds):
+            if listener_id in table:
+                table.move_to_end(listener_id)
+            while len(table) > self.max_listeners:
+                dropped, _ = table.popitem(last=False)
+                self._cache.pop(dropped, None)
+
     def _record(self, listener_id: str, track_id: str, kind: str) -> bool:
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"unknown feedback kind {kind!r}; expected one of {FEEDBACK_KINDS}")
@@ -156,6 +181,7 @@ class BaseRecommender(abc.ABC):
             state = self._states.setdefault(listener_id, ListenerState())
             state.apply(item, self._artists.artist_of(item), kind, self.rules)
             self._cache.pop(listener_id, None)
+            self._touch(listener_id)
         return True
 
     def _listener_scores(self, listener_id: str, seed: Collection[str]) -> np.ndarray:
@@ -165,6 +191,7 @@ class BaseRecommender(abc.ABC):
                 self._seeds[listener_id] = seeds
             else:
                 seeds = self._seeds.get(listener_id, ())
+            self._touch(listener_id)
             state = self._states.get(listener_id)
             state = state.copy() if state is not None else ListenerState()
             hit = self._cache.get(listener_id)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
 
-from dj.recommend.base import BaseRecommender, read_model_file
+from dj.recommend.base import MAX_LISTENERS, BaseRecommender, read_model_file
 from dj.recommend.feedback import FEEDBACK_KINDS
 from dj.recommend.model import StationModel
 from dj.recommend.popularity import PopularityModel
@@ -35,14 +35,21 @@ def load_model(path: Path) -> BaseRecommender:
 
 
 class LiveRecommender:
-    """Holds the serving model; ``swap`` installs a retrained one and replays live feedback."""
+    """Holds the serving model; ``swap`` installs a retrained one and replays live feedback.
 
-    def __init__(self, model: BaseRecommender, max_events_per_listener: int | None = None) -> None:
+    The log is bounded: the last ``max_events_per_listener`` events (``rules.max_logged_events``
+    by default) of at most ``max_listeners`` listeners (:data:`MAX_LISTENERS` by default; the one
+    who gave feedback least recently is dropped first). :meth:`forget` drops a listener at once.
+    """
+
+    def __init__(self, model: BaseRecommender, max_events_per_listener: int | None = None,
+                 max_listeners: int = MAX_LISTENERS) -> None:
         pin_blas_threads()
         self._model = model
         self._lock = threading.Lock()
         self._max_events = max_events_per_listener or model.rules.max_logged_events
-        self._log: dict[str, deque[tuple[str, str]]] = {}
+        self.max_listeners = max_listeners
+        self._log: OrderedDict[str, deque[tuple[str, str]]] = OrderedDict()  # LRU
         self._version = 0
 
     @property
@@ -105,12 +112,17 @@ class LiveRecommender:
             model = self._model
             log = self._log.setdefault(listener_id, deque(maxlen=self._max_events))
             log.append((track_id, kind))
+            self._log.move_to_end(listener_id)
+            while len(self._log) > self.max_listeners:
+                self._log.popitem(last=False)
         model.feedback(listener_id, track_id, kind)
 
     def similar(self, track_id: str, n: int = 10) -> list[tuple[str, float]]:
         return self._model.similar(track_id, n)
 
     def forget(self, listener_id: str) -> None:
+        """Drop a listener's logged feedback and the model's live state for them (call when they
+        leave for good; their plays stay in the ledger for the next retrain)."""
         with self._lock:
             self._log.pop(listener_id, None)
             self._model.forget(listener_id)

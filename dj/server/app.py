@@ -9,8 +9,11 @@ from importlib import resources
 from aiohttp import web
 
 from dj.config import Config
-from dj.server.keys import CONFIG, PACING, STATION
-from dj.stream import BadRequest, IcyFramer, Station
+from dj.server import stream_routes
+from dj.server.keys import CONFIG, CONNECTIONS, CONTROLS, OPENING, PACING, STATION
+from dj.server.retraining import periodic_retraining
+from dj.stream import BadRequest, Controls, Station
+from dj.stream.station import check_listener_id
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +48,8 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(
         {
             "status": "ok",
-            "sessions": len(station.sessions),
+            "sessions": station.sessions.streaming,
+            "resumable": station.sessions.resumable,
             "tracks": len(station.catalog.tracks()),
             "narrator": station.narrator is not None,
             "failures": dict(station.failures),
@@ -66,55 +70,8 @@ async def personas(request: web.Request) -> web.Response:
     )
 
 
-@routes.get("/stream/{listener}.mp3")
-async def stream(request: web.Request) -> web.StreamResponse:
-    station = request.app[STATION]
-    config = request.app[CONFIG]
-    loop = asyncio.get_running_loop()
-    listener_id = request.match_info["listener"]
-    territory = request.query.get("territory")
-    persona = request.query.get("persona")
-    listener = await loop.run_in_executor(None, station.listener, listener_id, territory)
-    session = await loop.run_in_executor(None, station.open_session, listener, persona)
-
-    icy = request.headers.get("Icy-MetaData", "").strip() == "1"
-    framer = IcyFramer(config.stream.metaint) if icy else None
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "audio/mpeg",
-            "Cache-Control": "no-cache, no-store",
-            "icy-name": f"{config.stream.station_name}: {listener.id}",
-            "icy-description": f"personal station hosted by {session.persona}",
-            "icy-br": str(config.audio.bitrate_kbps),
-            "icy-sr": "44100",
-            "icy-pub": "0",
-            "X-DJ-Session": session.id,
-            "X-DJ-Persona": session.persona,
-        }
-    )
-    if framer is not None:
-        response.headers["icy-metaint"] = str(config.stream.metaint)
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-
-    def set_title(title: str) -> None:
-        if framer is not None:
-            framer.set_title(title)
-
-    try:
-        async for chunk in station.chunks(session, paced=request.app[PACING]):
-            station.on_sent(session, chunk, set_title)
-            if chunk.data:
-                await response.write(framer.frame(chunk.data) if framer else chunk.data)
-    except (ConnectionResetError, asyncio.CancelledError):
-        logger.info("listener %s left", listener.id)
-    finally:
-        station.close_session(session)
-    return response
-
-
 def _session_or_404(station: Station, listener_id: str):
-    session = station.sessions.get(listener_id)
+    session = station.sessions.live(check_listener_id(listener_id))
     if session is None:
         raise web.HTTPNotFound(
             text='{"error": "no live session for this listener"}', content_type="application/json"
@@ -134,7 +91,7 @@ async def skip(request: web.Request) -> web.Response:
     station = request.app[STATION]
     listener_id = request.match_info["listener"]
     _session_or_404(station, listener_id)
-    track = await asyncio.get_running_loop().run_in_executor(None, station.skip, listener_id)
+    track = await request.app[CONTROLS].skip(listener_id)
     return web.json_response({"skipped": track.id if track else None})
 
 
@@ -142,7 +99,7 @@ async def _feedback(request: web.Request, kind: str) -> web.Response:
     station = request.app[STATION]
     listener_id = request.match_info["listener"]
     _session_or_404(station, listener_id)
-    track = await asyncio.get_running_loop().run_in_executor(None, station.like, listener_id, kind)
+    track = await request.app[CONTROLS].feedback(listener_id, kind)
     if track is None:
         raise web.HTTPConflict(
             text='{"error": "nothing is playing yet"}', content_type="application/json"
@@ -160,6 +117,24 @@ async def dislike(request: web.Request) -> web.Response:
     return await _feedback(request, "dislike")
 
 
+JANITOR_S = 5.0  # how often sessions past their resume window are released
+
+
+async def release_left_sessions(app: web.Application):
+    """Release the sessions whose listeners did not come back within the resume window."""
+    station = app[STATION]
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(JANITOR_S)
+            station.release_expired(loop.time())
+
+    task = asyncio.create_task(run())
+    yield
+    task.cancel()
+
+
 def create_app(
     config: Config, station: Station, *, pacing: bool | None = None, own_station: bool = False
 ) -> web.Application:
@@ -169,7 +144,11 @@ def create_app(
     app[CONFIG] = config
     app[PACING] = config.stream.pacing if pacing is None else pacing
     app[STATION] = station
+    app[CONTROLS] = Controls(station)
+    app[CONNECTIONS] = set()
+    app[OPENING] = {}
     app.add_routes(routes)
+    app.add_routes(stream_routes.routes)
     if station.narrator is not None:
         from dj.auth import TokenStore
         from dj.server.artist_routes import setup_artist_routes
@@ -183,27 +162,18 @@ def create_app(
     else:
         logger.warning("artist API disabled: the narrator is not running")
 
-    async def close_streams(app: web.Application) -> None:
-        for session in list(app[STATION].sessions.values()):
-            session.closed = True
-
-    app.on_shutdown.append(close_streams)
-
-    async def retrain_periodically(app: web.Application):
-        interval = config.recommend.retrain_interval_s
-        loop = asyncio.get_running_loop()
-
-        async def run() -> None:
-            while True:
-                await asyncio.sleep(interval)
-                await loop.run_in_executor(None, app[STATION].retrain)
-
-        task = asyncio.create_task(run()) if interval > 0 else None
-        yield
-        if task is not None:
+    async def stop_streams(app: web.Application) -> None:
+        # stalled clients included: a stream blocked on a write is cancelled, not waited for
+        for task in list(app[CONNECTIONS]):
             task.cancel()
+        if app[CONNECTIONS]:
+            await asyncio.wait(list(app[CONNECTIONS]), timeout=2.0)
 
-    app.cleanup_ctx.append(retrain_periodically)
+    app.on_shutdown.append(stop_streams)
+    app.cleanup_ctx.append(release_left_sessions)
+    app.cleanup_ctx.append(
+        periodic_retraining(station, config.recommend.retrain_interval_s)
+    )
     if own_station:
 
         async def shutdown_station(app: web.Application) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from dj.config import Config
-from dj.stream import Station
+from dj.stream import Controls, Session, Station
 
 CONFIG = web.AppKey("config", Config)
 STATION = web.AppKey("station", Station)
+CONTROLS = web.AppKey("controls", Controls)
 PACING = web.AppKey("pacing", bool)
+CONNECTIONS = web.AppKey("connections", set[asyncio.Task])
+OPENING = web.AppKey("opening", dict[str, asyncio.Future[Session]])

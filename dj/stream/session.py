@@ -1,6 +1,11 @@
-"""One listener's live session: the programme, a renderer and one MP3 encoder (so there are no gaps
-between tracks), and what the listener hears now. Markers from the renderer take effect when their
-bytes are sent, not when they are rendered: that is when a play or a line has aired."""
+"""One listener's programme on air: a renderer and one MP3 encoder (no gaps between tracks), the
+chunks sent but not yet heard (so a reconnection resumes where the ear was), the markers waiting
+for the ear, and what the listener hears now.
+
+A session outlives its connections: another device takes it over, a reconnection within the
+resume window picks it up at the heard position, and it is released only when the listener has
+left for good.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import dataclasses
 import logging
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -21,30 +27,52 @@ from dj.program import Programme
 
 logger = logging.getLogger(__name__)
 
+REPLAY_MAX_S = 30.0  # sent audio kept for a resume; more than any client's buffer
+HISTORY_KEPT = 20  # tracks heard, for the player
+
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
+    seq: int
     data: bytes
     start_s: float  # programme seconds at the chunk's first sample
     duration_s: float
     markers: tuple[Marker, ...]
 
+    @property
+    def end_s(self) -> float:
+        return self.start_s + self.duration_s
+
+
+@dataclass(slots=True)
+class OpenPlay:
+    play_id: str
+    track: Track
+    start_s: float  # programme second it became audible
+    started_at: str
+
 
 @dataclass(slots=True)
 class NowPlaying:
+    """What the listener hears now (updated at the heard position, not when rendered)."""
+
     track: Track | None = None
+    play_id: str | None = None
     started_at: str | None = None
-    play_event: str | None = None
     speaking: bool = False
     voice_text: str = ""
     voice_line: str = ""
-    skip_requested: bool = False
-    history: list[str] = field(default_factory=list)
+    history: deque[str] = field(default_factory=lambda: deque(maxlen=HISTORY_KEPT))
+
+    @property
+    def title(self) -> str | None:
+        t = self.track
+        return None if t is None else f"{t.artist_name} - {t.title}"
 
 
 class Session:
-    """Rendering (:meth:`render_chunk`) runs in an executor thread; :meth:`on_sent` runs on the
-    event loop and returns the durable writes to make (off the loop) for what just aired."""
+    """Rendering (:meth:`render_next`) runs in an executor thread, one block at a time; the rest
+    runs on the event loop."""
 
     def __init__(
         self,
@@ -75,8 +103,16 @@ class Session:
         self.now = NowPlaying()
         self.started_at = datetime.now(UTC)
         self.rendered_s = 0.0
-        self.sent_s = 0.0
+        self.heard_s = 0.0
         self.closed = False
+        self.open_plays: dict[str, OpenPlay] = {}
+        self.skipped_plays: set[str] = set()
+        self.voice_heard: dict[str, str] = {}  # voice key -> airing id, once its start is heard
+        self.owner: object | None = None  # the connection streaming it now
+        self.left_at: float | None = None  # loop time the last connection ended
+        self._next_seq = 0
+        self._replay: deque[Chunk] = deque()
+        self._pending: deque[Marker] = deque()
         self._render_lock = threading.Lock()
 
     def _voice(self, key: str):
@@ -84,34 +120,91 @@ class Session:
             return None
         return self._voice_source(key)
 
-    def render_chunk(self) -> Chunk:
-        """Render and encode one block (blocking; call from an executor)."""
+    # -- rendering (executor thread) ------------------------------------------------------
+    def render_next(self) -> Chunk:
+        """Render and encode the next block (blocking)."""
         with self._render_lock:
+            if self.closed:
+                raise RuntimeError("session is closed")
+            extra: list[Marker] = []
             try:
                 audio, markers = self.renderer.render(self.block_frames)
             except Exception:
-                # a fault in the mix must not end the listener's stream: start a fresh renderer
-                # on the next item (the encoder, and so the stream, carries on without a gap)
+                # a fault in the mix must not end the listener's stream: close the plays on air
+                # and start a fresh renderer on the next item (the encoder carries on, no gap)
                 logger.exception("renderer failed for %s; restarting it", self.listener.id)
                 self.on_failure("renderer")
+                # the cut is at the new renderer's frame 0
+                extra = [dataclasses.replace(m, frame=0) for m in self.renderer.abandon()]
                 self._frame_base += self.renderer.frames_rendered
-                self.renderer.close()
                 self.renderer = Renderer(self.config.audio, self.programme.next_item, self._voice)
                 audio, markers = self.renderer.render(self.block_frames)
-            if self._frame_base:  # markers count frames of the whole session, across restarts
+            if self._frame_base or extra:  # markers count frames of the whole session
                 markers = [
-                    dataclasses.replace(m, frame=m.frame + self._frame_base) for m in markers
+                    dataclasses.replace(m, frame=m.frame + self._frame_base)
+                    for m in [*extra, *markers]
                 ]
             data = self.encoder.encode(audio)
-            chunk = Chunk(data, self.rendered_s, audio.shape[1] / HOUSE_SAMPLE_RATE, tuple(markers))
-            self.rendered_s += chunk.duration_s
+            chunk = Chunk(
+                self._next_seq,
+                data,
+                self.rendered_s,
+                audio.shape[1] / HOUSE_SAMPLE_RATE,
+                tuple(markers),
+            )
+            self._next_seq += 1
+            self.rendered_s = chunk.end_s
             return chunk
 
+    # -- the loop's side ------------------------------------------------------------------
+    def add_chunk(self, chunk: Chunk) -> None:
+        """Keep a rendered chunk for replay and queue its markers for the ear (on the loop)."""
+        self._replay.append(chunk)
+        self._pending.extend(chunk.markers)
+        while self._replay and self._replay[0].end_s < self.rendered_s - REPLAY_MAX_S:
+            self._replay.popleft()
+
+    def chunk(self, seq: int) -> Chunk | None:
+        """A chunk already rendered (for a connection that has not sent it yet), or ``None``
+        when ``seq`` is the next one to render."""
+        if not self._replay or seq >= self._next_seq:
+            return None
+        first = self._replay[0].seq
+        return self._replay[max(0, seq - first)] if seq - first < len(self._replay) else None
+
+    def resume_seq(self) -> int:
+        """Where a new connection starts: the chunk holding the heard position."""
+        for c in self._replay:
+            if c.end_s > self.heard_s:
+                return c.seq
+        return self._next_seq
+
+    def hear(self, heard_s: float) -> list[Marker]:
+        """Advance the heard position; returns the markers the ear has now reached, in order."""
+        if heard_s <= self.heard_s:
+            return []
+        self.heard_s = heard_s
+        limit = heard_s * HOUSE_SAMPLE_RATE
+        out: list[Marker] = []
+        while self._pending and self._pending[0].frame <= limit:
+            out.append(self._pending.popleft())
+        return out
+
+    @property
+    def ahead_s(self) -> float:
+        """Rendered beyond the ear (what a skip has to wait out)."""
+        return self.rendered_s - self.heard_s
+
+    # -- control ------------------------------------------------------------------------
     def skip(self) -> Track | None:
-        track = self.now.track
-        if track is not None:
-            self.now.skip_requested = True
-        self.renderer.skip()
+        """Skip what the listener hears. The renderer fades out only if it is still in that
+        play; if it has moved on already, the listener is about to hear the next track."""
+        track, play = self.now.track, self.now.play_id
+        if track is None or play is None:
+            return None
+        self.skipped_plays.add(play)
+        if self.renderer.current_play in (play, None):
+            self.renderer.skip()
         return track
 
     def revoke_voice(self, line_id: str) -> None:
@@ -120,19 +213,22 @@ class Session:
         for key, utt in list(self.programme._utterances.items()):
             if utt.line_id == line_id:
                 self._revoked_keys.add(key)
-        cancel = getattr(self.renderer, "cancel_voice", None)
-        if cancel is not None:
-            for key in self._revoked_keys:
-                cancel(key)
+        for key in self._revoked_keys:
+            self.renderer.cancel_voice(key)
+        if self.now.speaking and self.now.voice_line == line_id:
+            self.now.speaking = False
 
     def close(self) -> bytes:
+        """Release the renderer's files and the encoder (blocking; waits for a block)."""
         self.closed = True
-        with self._render_lock:  # not while a block is being rendered
+        with self._render_lock:
             self.renderer.close()
-        try:
-            return self.encoder.close()
-        except Exception:  # the client is gone; nothing more to send
-            return b""
+            self._replay.clear()
+            self._pending.clear()
+            try:
+                return self.encoder.close()
+            except Exception:  # the client is gone; nothing more to send
+                return b""
 
     def now_playing(self) -> dict:
         t = self.now.track
@@ -152,6 +248,7 @@ class Session:
                 "album": t.album,
                 "year": t.year,
             },
+            "play_id": self.now.play_id,
             "track_id": None if t is None else t.id,
             "title": None if t is None else t.title,
             "artist": None if t is None else t.artist_name,
@@ -159,5 +256,6 @@ class Session:
             "speaking": self.now.speaking,
             "ai_voice": self.now.speaking,  # players disclose that an AI voice is speaking
             "voice_text": self.now.voice_text if self.now.speaking else "",
-            "position_s": round(self.sent_s, 3),
+            "position_s": round(self.heard_s, 3),
+            "history": list(self.now.history),
         }

@@ -1,0 +1,134 @@
+"""``GET``/``HEAD /stream/{listener}.mp3``: the listener's endless stream, for every client.
+
+HTTP/1.1 clients get a chunked body, HTTP/1.0 ones (VLC's retry, ``curl -0``) a body that ends
+when the connection closes. ``HEAD`` answers the headers and opens nothing. Nothing is allocated
+for a request until its response has started; every way a connection ends frees what it held.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from dj.server.keys import CONFIG, CONNECTIONS, OPENING, PACING, STATION
+from dj.stream import Connection, IcyFramer, Session, SocketGauge, Station
+from dj.stream.station import check_listener_id
+
+logger = logging.getLogger(__name__)
+
+routes = web.RouteTableDef()
+
+
+def _headers(request: web.Request, listener_id: str, persona: str, icy: bool) -> dict[str, str]:
+    config = request.app[CONFIG]
+    headers = {
+        "Content-Type": "audio/mpeg",
+        "Cache-Control": "no-cache, no-store",
+        "icy-name": f"{config.stream.station_name}: {listener_id}",
+        "icy-description": f"personal station hosted by {persona}",
+        "icy-br": str(config.audio.bitrate_kbps),
+        "icy-sr": "44100",
+        "icy-pub": "0",
+        "X-DJ-Persona": persona,
+    }
+    if icy:
+        headers["icy-metaint"] = str(config.stream.metaint)
+    return headers
+
+
+async def _open(
+    app: web.Application, listener_id: str, territory: str | None, persona: str | None
+) -> Session:
+    """A new session for ``listener_id``. Connections that arrive while one is being opened
+    (VLC drops its first request and retries at once) wait for it and take it over, instead of
+    opening a second programme."""
+    station = app[STATION]
+    opening = app[OPENING]
+    loop = asyncio.get_running_loop()
+    while True:
+        pending = opening.get(listener_id)
+        if pending is None:
+            break
+        session = await asyncio.shield(pending)
+        if not session.closed:
+            return session
+    future: asyncio.Future[Session] = loop.create_future()
+    opening[listener_id] = future
+    try:
+        listener = await loop.run_in_executor(None, station.listener, listener_id, territory)
+        session = await loop.run_in_executor(None, station.open_session, listener, persona)
+        future.set_result(session)
+        return session
+    except BaseException as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: waiters re-raise it, nobody else needs to
+        raise
+    finally:
+        opening.pop(listener_id, None)
+
+
+@routes.get("/stream/{listener}.mp3")  # aiohttp routes HEAD here too
+async def stream(request: web.Request) -> web.StreamResponse:
+    station: Station = request.app[STATION]
+    config = request.app[CONFIG]
+    listener_id = check_listener_id(request.match_info["listener"])
+    persona = request.query.get("persona") or None
+    station.check_persona(persona)
+    territory = station.check_territory(request.query.get("territory"))
+    icy = request.headers.get("Icy-MetaData", "").strip() == "1"
+
+    existing = station.sessions.get(listener_id)
+    resuming = existing is not None and not existing.closed and (
+        persona is None or persona == existing.persona
+    )
+    shown = existing.persona if resuming and existing else station.persona_for(
+        listener_id, persona)[0]
+    headers = _headers(request, listener_id, shown, icy)
+    if request.method == "HEAD":
+        return web.Response(headers=headers)
+
+    response = web.StreamResponse(headers=headers)
+    try:
+        await response.prepare(request)  # HTTP/1.1: chunked; HTTP/1.0: ends with the connection
+    except ConnectionError:
+        return response  # the client hung up before the headers: nothing was opened
+    if request.transport is None or request.transport.is_closing():
+        return response
+    loop = asyncio.get_running_loop()
+    session = existing if resuming else None
+    conn: Connection | None = None
+    try:
+        if session is None:
+            session = await _open(request.app, listener_id, territory, persona)
+        conn = Connection(
+            station,
+            session,
+            response.write,
+            SocketGauge(request.transport, config.stream.send_buffer_bytes),
+            paced=request.app[PACING],
+            framer=IcyFramer(config.stream.metaint) if icy else None,
+        )
+        replaced = station.sessions.attach(session, conn)
+        if replaced is not None:
+            station.release(replaced)
+        request.app[CONNECTIONS].add(asyncio.current_task())
+        why = await conn.run()
+        logger.info("stream of %s ended (%s) at %.1f s heard", listener_id, why,
+                    session.heard_s)
+    except asyncio.CancelledError:
+        logger.info("stream of %s stopped", listener_id)
+        raise
+    except Exception:  # the response has started: end it, never answer a second time
+        logger.exception("stream of %s failed", listener_id)
+        station.count_failure("stream")
+    finally:
+        request.app[CONNECTIONS].discard(asyncio.current_task())
+        if session is not None:
+            if conn is None:
+                if not resuming:
+                    station.release(session)  # opened for a client that was already gone
+            elif station.sessions.detach(session, conn, loop.time()):
+                station.release(session)
+    return response

@@ -1,0 +1,154 @@
+"""One client connection streaming a session: paces the audio, writes it, and moves the
+session's ear as the client reads, so every event fires at the heard position.
+
+The connection ends when the client goes, when it stalls (its ear falls ``stall_s`` behind real
+time, or a write makes no progress for that long), when another connection takes the session
+over, or when the server stops. It never closes the session: the caller decides that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from dj.stream.ear import Ear, SocketGauge
+from dj.stream.icy import IcyFramer
+from dj.stream.session import Chunk, Session
+from dj.stream.station import Station
+
+logger = logging.getLogger(__name__)
+
+TICK_S = 0.1  # how often the ear is read while paced
+
+
+class Connection:
+    def __init__(
+        self,
+        station: Station,
+        session: Session,
+        write: Callable[[bytes], Awaitable[None]],
+        gauge: SocketGauge,
+        *,
+        paced: bool,
+        framer: IcyFramer | None = None,
+    ) -> None:
+        cfg = station.config.stream
+        self.station = station
+        self.session = session
+        self._write = write
+        self._gauge = gauge
+        self.paced = paced
+        self._framer = framer
+        self._burst_s = cfg.burst_s
+        self._stall_s = cfg.stall_s
+        self._seq = session.resume_seq()
+        start = session.chunk(self._seq)
+        self.ear = Ear(
+            start.start_s if start is not None else session.rendered_s,
+            paced=paced,
+            client_delay_s=cfg.client_delay_s,
+        )
+        self.ended = ""
+
+    def _tick(self, now: float) -> None:
+        """Read the ear and fire what it reached."""
+        heard = self.ear.update(self._gauge.read_bytes(self.ear.written), now)
+        self.station.heard(self.session, heard)
+        if self._framer is not None and self.session.now.title is not None:
+            self._framer.set_title(self.session.now.title)
+
+    def _owned(self) -> bool:
+        return self.session.owner is self and not self.session.closed
+
+    async def _next_chunk(self) -> Chunk | None:
+        loop = asyncio.get_running_loop()
+        while self._owned():
+            chunk = self.session.chunk(self._seq)
+            if chunk is not None:
+                return chunk
+            rendered = await loop.run_in_executor(
+                self.station.render_pool, self.session.render_next
+            )
+            self.station.rendered(self.session, rendered)
+        return None
+
+    async def _pace(self, duration_s: float) -> bool:
+        """Wait until sending ``duration_s`` more keeps the stream within the burst of real
+        time, reading the ear meanwhile. False when the connection should end."""
+        loop = asyncio.get_running_loop()
+        while self._owned():
+            now = loop.time()
+            self._tick(now)
+            if self.ear.stalled(now, self._stall_s):
+                self.ended = "stalled"
+                return False
+            ahead = self.ear.sent_s - (self.ear.start_s + self.ear.elapsed(now))
+            if self.ear.t_first is None or ahead + duration_s <= self._burst_s:
+                return True
+            await asyncio.sleep(min(TICK_S, ahead + duration_s - self._burst_s))
+        return False
+
+    async def _send(self, data: bytes) -> bool:
+        """Write ``data``, reading the ear while the write waits for the client; False when the
+        client stalls (its ear falls behind, or the write makes no progress) meanwhile."""
+        loop = asyncio.get_running_loop()
+        write = asyncio.ensure_future(self._write(data))
+        started = loop.time()
+        try:
+            while True:
+                done, _ = await asyncio.wait({write}, timeout=TICK_S)
+                if done:
+                    write.result()  # raises if the client went away
+                    return True
+                now = loop.time()
+                self._tick(now)
+                if self.ear.stalled(now, self._stall_s) or now - started > self._stall_s:
+                    self.ended = "stalled"
+                    return False
+        finally:
+            if not write.done():
+                write.cancel()
+
+    async def run(self) -> str:
+        """Stream until the connection ends; returns why."""
+        loop = asyncio.get_running_loop()
+        if self._framer is not None and self.session.now.title is not None:
+            self._framer.set_title(self.session.now.title)
+        try:
+            block_s = self.station.config.audio.block_s
+            while self._owned():
+                # pace before rendering: the render head is then never more than the burst
+                # ahead of the ear, so a skip is heard within it
+                if self.paced and not await self._pace(block_s):
+                    break
+                chunk = await self._next_chunk()
+                if chunk is None:
+                    break
+                if not chunk.data:
+                    self._seq += 1
+                    continue
+                data = self._framer.frame(chunk.data) if self._framer else chunk.data
+                if not await self._send(data):
+                    break
+                self.ear.wrote(len(data), chunk.start_s, chunk.end_s, loop.time())
+                self._seq += 1
+                if not self.paced:
+                    self._tick(loop.time())
+                    if self.ear.stalled(loop.time(), self._stall_s):
+                        self.ended = "stalled"
+                        break
+        except (ConnectionError, RuntimeError) as exc:
+            # the client went away (aiohttp raises ClientConnectionResetError, a
+            # ConnectionResetError) or the session was closed under us
+            self.ended = self.ended or f"gone: {type(exc).__name__}"
+        finally:
+            try:
+                self._tick(loop.time())
+            except Exception:  # the ear is best-effort once the socket is gone
+                logger.debug("final ear reading failed", exc_info=True)
+        if not self.ended:
+            self.ended = "taken over" if not self._owned() else "ended"
+        if self.ended == "stalled":
+            self.station.count_failure("client_stalled")
+        return self.ended

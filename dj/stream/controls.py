@@ -1,0 +1,67 @@
+"""A listener's controls on their live stream: skip, like, dislike. Each acts on what the listener
+hears now, teaches the programme and the recommender, and is logged."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from concurrent.futures import Executor
+
+from dj.catalog import Track
+from dj.stream.station import Station
+
+logger = logging.getLogger(__name__)
+
+FEEDBACK_KINDS = ("like", "dislike")
+
+
+class Controls:
+    """Call on the event loop; the blocking parts run in ``executor`` (the default one: the
+    prepare pool may be busy with speech for seconds)."""
+
+    def __init__(self, station: Station, executor: Executor | None = None) -> None:
+        self.station = station
+        self._executor = executor
+
+    async def skip(self, listener_id: str) -> Track | None:
+        session = self.station.sessions.live(listener_id)
+        if session is None:
+            return None
+        track = session.skip()
+        if track is not None:
+            await self._learn(listener_id, track, "skip", session.programme.skipped)
+        return track
+
+    async def feedback(self, listener_id: str, kind: str) -> Track | None:
+        if kind not in FEEDBACK_KINDS:
+            raise ValueError(f"unknown feedback kind {kind!r}")
+        session = self.station.sessions.live(listener_id)
+        if session is None or session.now.track is None:
+            return None
+        track = session.now.track
+        programme = session.programme
+        await self._learn(listener_id, track, kind,
+                          programme.liked if kind == "like" else programme.skipped)
+        return track
+
+    async def _learn(self, listener_id: str, track: Track, kind: str, programme_hook) -> None:
+        """Logged, and learnt by the programme and the recommender before the caller answers."""
+        station = self.station
+        station.writer.submit(
+            station.ledger.feedback,
+            event_id=uuid.uuid4().hex,
+            listener_id=listener_id,
+            track_id=track.id,
+            kind=kind,
+        )
+
+        def teach() -> None:
+            try:
+                programme_hook(track)
+                station.recommender.feedback(listener_id, track.id, kind)
+            except Exception:
+                logger.exception("recommender feedback %s failed", kind)
+                station.count_failure("recommender")
+
+        await asyncio.get_running_loop().run_in_executor(self._executor, teach)

@@ -1,0 +1,137 @@
+"""What the ear reached, turned into durable events: plays started and ended with the seconds
+heard, lines aired, completions for the recommender, and the now-playing state.
+
+Events leave through small sinks (Protocols), so the stream never knows the ledger's tables or
+the recommender's internals. Every marker kind has one handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+from dj.audio.plan import Marker
+from dj.config import HOUSE_SAMPLE_RATE
+from dj.stream.session import OpenPlay, Session
+
+logger = logging.getLogger(__name__)
+
+QUALIFYING_PLAY_S = 30.0  # a play counts for payouts once this much of it was heard
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class PlaySink(Protocol):
+    def play_started(self, session: Session, play: OpenPlay) -> None: ...
+
+    def play_ended(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
+        ...
+
+
+class AiringSink(Protocol):
+    def line_aired(self, session: Session, key: str, event_id: str) -> None: ...
+
+
+class HeardEvents:
+    """Applies the markers a session's ear has reached (on the event loop)."""
+
+    def __init__(
+        self,
+        *,
+        catalog_track: Callable[[str], object],
+        plays: PlaySink,
+        airings: AiringSink,
+        on_failure: Callable[[str], None],
+    ) -> None:
+        self._track = catalog_track
+        self._plays = plays
+        self._airings = airings
+        self._failure = on_failure
+        self._handlers: dict[str, Callable[[Session, Marker], None]] = {
+            "track_start": self._track_start,
+            "track_end": self._track_end,
+            "track_cut": self._track_cut,
+            "voice_start": self._voice_start,
+            "voice_end": self._voice_end,
+            "voice_dropped": self._voice_dropped,
+            "skipped": self._unreadable,
+            "dead_air": self._dead_air,
+        }
+
+    def apply(self, session: Session, markers: list[Marker]) -> None:
+        for marker in markers:
+            handler = self._handlers.get(marker.kind)
+            if handler is None:
+                continue
+            try:
+                handler(session, marker)
+            except Exception:
+                logger.exception("handling %s for %s failed", marker.kind, session.listener.id)
+                self._failure("events")
+
+    def end_all(self, session: Session, outcome: str = "left") -> None:
+        """The listener left for good (or the server stops): close every open play with the
+        seconds heard."""
+        for play in list(session.open_plays.values()):
+            self._end(session, play, max(0.0, session.heard_s - play.start_s), outcome)
+
+    # -- handlers -------------------------------------------------------------------------
+    def _track_start(self, session: Session, marker: Marker) -> None:
+        track = self._track(marker.key)
+        if track is None:
+            return
+        play_id = marker.play or f"{session.id}:{marker.frame}"
+        play = OpenPlay(play_id, track, marker.frame / HOUSE_SAMPLE_RATE, now_iso())
+        session.open_plays[play_id] = play
+        now = session.now
+        now.track, now.play_id, now.started_at = track, play_id, play.started_at
+        now.history.append(track.id)
+        self._plays.play_started(session, play)
+
+    def _end(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
+        session.open_plays.pop(play.play_id, None)
+        if play.play_id in session.skipped_plays:
+            session.skipped_plays.discard(play.play_id)
+            outcome = "skipped"
+        self._plays.play_ended(session, play, heard_s, outcome)
+
+    def _track_end(self, session: Session, marker: Marker) -> None:
+        play = session.open_plays.get(marker.play)
+        if play is not None:
+            self._end(session, play, float(marker.value or 0.0), "completed")
+
+    def _track_cut(self, session: Session, marker: Marker) -> None:
+        play = session.open_plays.get(marker.play)
+        if play is not None:
+            self._end(session, play, float(marker.value or 0.0), "interrupted")
+
+    def _voice_start(self, session: Session, marker: Marker) -> None:
+        utt = session.programme.utterance(marker.key)
+        now = session.now
+        now.speaking = True
+        now.voice_text = utt.text if utt else ""
+        now.voice_line = utt.line_id if utt else ""
+        session.voice_heard[marker.key] = f"{session.id}:{marker.frame}"
+
+    def _voice_end(self, session: Session, marker: Marker) -> None:
+        session.now.speaking = False
+        event_id = session.voice_heard.pop(marker.key, None)
+        if event_id is not None:  # heard from its first word to its end: it aired
+            self._airings.line_aired(session, marker.key, event_id)
+
+    def _voice_dropped(self, session: Session, marker: Marker) -> None:
+        logger.info("voice %s dropped for %s", marker.key, session.listener.id)
+        self._failure("voice_dropped")
+
+    def _unreadable(self, session: Session, marker: Marker) -> None:
+        logger.warning("track %s skipped for %s: %s", marker.key, session.listener.id,
+                       marker.value)
+        self._failure("track_unreadable")
+
+    def _dead_air(self, session: Session, marker: Marker) -> None:
+        logger.warning("dead air cut short in %s for %s", marker.key, session.listener.id)
+        self._failure("dead_air")
