@@ -61,7 +61,7 @@ def _serve(config: Config, banner: list[str]) -> int:
         flush=True,
     )
     # streams are cancelled at shutdown, not waited for: SIGTERM ends within seconds
-    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=3.0)
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=2.0)
     return 0
 
 

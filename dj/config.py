@@ -56,12 +56,14 @@ class StreamConfig:
     metaint: int = 16_000
     # sent ahead of real time: the player's start-up buffer, and so how far the stream runs ahead
     # of the ear (a skip is heard this much later)
-    burst_s: float = 1.5
+    burst_s: float = 1.0
     pacing: bool = True
     resume_window_s: float = 600.0  # a reconnection within this resumes the programme
     stall_s: float = 30.0  # a client whose ear makes no progress for this long is dropped
     send_buffer_bytes: int = 16_384  # the kernel's share of what a client has not yet read
-    client_delay_s: float = 0.0  # a player's own start-up delay, if known
+    # audio an unknown player holds before it starts playing; browsers and VLC, known by their
+    # User-Agent, have their own (dj.stream.ear.PLAYER_BUFFER_S)
+    player_buffer_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)

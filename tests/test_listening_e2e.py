@@ -168,9 +168,11 @@ async def test_a_stalled_client_is_dropped_and_credited_nothing(paced, demo_stat
     t_connect = loop.time()
     errors: list[float] = []
     skip_latency = None
+    delay = 0.0  # the reader says it is VLC, which holds no more than the burst before playing
     async with (
         aiohttp.ClientSession() as client,
-        client.get(url(paced, f"/stream/{reader_id}.mp3")) as resp,
+        client.get(url(paced, f"/stream/{reader_id}.mp3"), headers={"User-Agent": "VLC/3.0.24"})
+        as resp,
     ):
         first = await resp.content.read(1)
         t_first = loop.time()
@@ -182,9 +184,9 @@ async def test_a_stalled_client_is_dropped_and_credited_nothing(paced, demo_stat
             await resp.content.read(65536)  # a player reads what arrives, plays in real time
             async with client.get(url(paced, f"/api/listeners/{reader_id}/now-playing")) as r:
                 now = await r.json()
-            errors.append(now["position_s"] - (loop.time() - t_first))
+            errors.append(now["position_s"] - (loop.time() - t_first - delay))
             elapsed = loop.time() - t_first
-            if skipped_at is None and elapsed > 8 and now["play_id"]:
+            if skipped_at is None and elapsed > 9 and now["play_id"]:
                 old_play, heard_at_request = now["play_id"], now["position_s"]
                 async with client.post(url(paced, f"/api/listeners/{reader_id}/skip")) as r:
                     assert r.status == 200
@@ -198,10 +200,10 @@ async def test_a_stalled_client_is_dropped_and_credited_nothing(paced, demo_stat
     stalled_sock.close()
     assert dropped_after < 35
     print(f"ear error: median {sorted(errors)[len(errors) // 2]:+.3f} s, "
-          f"max |e| {max(abs(e) for e in errors[2:]):.3f} s over {len(errors)} samples; "
+          f"max |e| {max(abs(e) for e in errors[8:]):.3f} s over {len(errors)} samples; "
           f"skip heard {skip_latency:.2f} s after the request; stalled dropped at "
           f"{dropped_after:.1f} s")
-    assert max(abs(e) for e in errors[2:]) < 1.0
+    assert max(abs(e) for e in errors[8:]) < 1.0  # once the player has started
     assert skip_latency is not None and skip_latency < 2.0
 
     stalled = demo_station.sessions.get(stalled_id)
@@ -229,9 +231,11 @@ async def test_reconnect_resumes_and_another_device_takes_over(fast, demo_statio
         await eventually(lambda: demo_station.sessions.live(listener) is None)
         assert demo_station.sessions.get(listener) is session  # kept for a resume
         async with client.get(url(fast, f"/stream/{listener}.mp3")) as resp:
-            await read_stream(resp, 5 * BYTES_PER_S)
+            resumed = await read_stream(resp, 5 * BYTES_PER_S)
             assert demo_station.sessions.live(listener) is session
             assert session.heard_s >= heard
+            decoded = await asyncio.get_running_loop().run_in_executor(None, decode_mp3, resumed)
+            assert decoded.returncode == 0 and decoded.stderr.strip() == "", decoded.stderr
             # another device: it takes the programme over, the first connection ends
             async with client.get(url(fast, f"/stream/{listener}.mp3")) as other:
                 await read_stream(other, 5 * BYTES_PER_S)

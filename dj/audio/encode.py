@@ -93,6 +93,34 @@ def _placeholder_frame_len(data: bytes) -> int:
     return length
 
 
+def _frame_len(data: bytes, at: int) -> int:
+    """Length of the MPEG-1 Layer III frame whose header is at ``at``, or 0 if there is none."""
+    if at + 4 > len(data) or data[at] != 0xFF or (data[at + 1] & 0xFE) != 0xFA:
+        return 0
+    bitrate_idx, rate_idx = data[at + 2] >> 4, (data[at + 2] >> 2) & 3
+    if not 0 < bitrate_idx < 15 or rate_idx == 3:
+        return 0
+    padding = (data[at + 2] >> 1) & 1
+    return 144 * _MPEG1_L3_KBPS[bitrate_idx] * 1000 // _MPEG1_RATES[rate_idx] + padding
+
+
+def clean_start(data: bytes) -> int:
+    """Offset of the first frame in ``data`` that a decoder can start on: a frame header
+    followed by another where it should be, whose audio does not reach back into earlier frames
+    (main_data_begin = 0, so no bit-reservoir bytes are missing). For a stream picked up mid-way
+    (a resume). ``len(data)`` when there is none."""
+    first_sync = len(data)
+    for at in range(len(data) - 6):
+        n = _frame_len(data, at)
+        if not n or (at + n + 4 <= len(data) and not _frame_len(data, at + n)):
+            continue
+        first_sync = min(first_sync, at)
+        side = at + 4 + (0 if data[at + 1] & 1 else 2)  # a CRC word comes first if present
+        if side + 2 <= len(data) and ((data[side] << 1) | (data[side + 1] >> 7)) == 0:
+            return at
+    return first_sync
+
+
 class Mp3Encoder:
     """CBR MP3 at ``bitrate_kbps`` from house-format blocks."""
 

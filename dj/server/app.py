@@ -117,6 +117,7 @@ async def dislike(request: web.Request) -> web.Response:
     return await _feedback(request, "dislike")
 
 
+STOP_GRACE_S = 1.5  # at shutdown, how long streams get to end cleanly
 JANITOR_S = 5.0  # how often sessions past their resume window are released
 
 
@@ -163,11 +164,16 @@ def create_app(
         logger.warning("artist API disabled: the narrator is not running")
 
     async def stop_streams(app: web.Application) -> None:
-        # stalled clients included: a stream blocked on a write is cancelled, not waited for
+        # every stream ends cleanly; one still stuck after a moment (a client that reads
+        # nothing cannot take even the end of the body) is cancelled, not waited for
+        for session in station.sessions:
+            stop = getattr(session.owner, "stop", None)
+            if stop is not None:
+                stop()
+        if app[CONNECTIONS]:
+            await asyncio.wait(list(app[CONNECTIONS]), timeout=STOP_GRACE_S)
         for task in list(app[CONNECTIONS]):
             task.cancel()
-        if app[CONNECTIONS]:
-            await asyncio.wait(list(app[CONNECTIONS]), timeout=2.0)
 
     app.on_shutdown.append(stop_streams)
     app.cleanup_ctx.append(release_left_sessions)

@@ -109,6 +109,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             SocketGauge(request.transport, config.stream.send_buffer_bytes),
             paced=request.app[PACING],
             framer=IcyFramer(config.stream.metaint) if icy else None,
+            user_agent=request.headers.get("User-Agent", ""),
         )
         replaced = station.sessions.attach(session, conn)
         if replaced is not None:

@@ -12,7 +12,8 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from dj.stream.ear import Ear, SocketGauge
+from dj.audio.encode import clean_start
+from dj.stream.ear import Ear, SocketGauge, player_delay_s
 from dj.stream.icy import IcyFramer
 from dj.stream.session import Chunk, Session
 from dj.stream.station import Station
@@ -32,6 +33,7 @@ class Connection:
         *,
         paced: bool,
         framer: IcyFramer | None = None,
+        user_agent: str = "",
     ) -> None:
         cfg = station.config.stream
         self.station = station
@@ -47,19 +49,28 @@ class Connection:
         self.ear = Ear(
             start.start_s if start is not None else session.rendered_s,
             paced=paced,
-            client_delay_s=cfg.client_delay_s,
+            client_delay_s=player_delay_s(user_agent, cfg.player_buffer_s, cfg.burst_s)
+            if paced
+            else 0.0,
         )
         self.ended = ""
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End the stream cleanly at the next chance (the server stops)."""
+        self._stopping = True
+        if not self.ended:
+            self.ended = "server stopping"
 
     def _tick(self, now: float) -> None:
         """Read the ear and fire what it reached."""
         heard = self.ear.update(self._gauge.read_bytes(self.ear.written), now)
-        self.station.heard(self.session, heard)
+        self.station.heard(self.session, heard, self.ear.confirmed)
         if self._framer is not None and self.session.now.title is not None:
             self._framer.set_title(self.session.now.title)
 
     def _owned(self) -> bool:
-        return self.session.owner is self and not self.session.closed
+        return self.session.owner is self and not self.session.closed and not self._stopping
 
     async def _next_chunk(self) -> Chunk | None:
         loop = asyncio.get_running_loop()
@@ -75,7 +86,8 @@ class Connection:
 
     async def _pace(self, duration_s: float) -> bool:
         """Wait until sending ``duration_s`` more keeps the stream within the burst of real
-        time, reading the ear meanwhile. False when the connection should end."""
+        time, reading the ear meanwhile. False when the connection should end. (Sending slower
+        to shrink a player's own start-up buffer makes Chromium stop and rebuffer.)"""
         loop = asyncio.get_running_loop()
         while self._owned():
             now = loop.time()
@@ -106,6 +118,8 @@ class Connection:
                 if self.ear.stalled(now, self._stall_s) or now - started > self._stall_s:
                     self.ended = "stalled"
                     return False
+                if self._stopping:
+                    return False
         finally:
             if not write.done():
                 write.cancel()
@@ -125,13 +139,19 @@ class Connection:
                 chunk = await self._next_chunk()
                 if chunk is None:
                     break
-                if not chunk.data:
+                audio, start_s = chunk.data, chunk.start_s
+                if self.ear.t_first is None and chunk.seq > 0 and audio:
+                    # picked up mid-stream (a resume or a takeover): start on a clean frame
+                    cut = clean_start(audio)
+                    audio = audio[cut:]
+                    start_s += chunk.duration_s * cut / len(chunk.data)
+                if not audio:
                     self._seq += 1
                     continue
-                data = self._framer.frame(chunk.data) if self._framer else chunk.data
+                data = self._framer.frame(audio) if self._framer else audio
                 if not await self._send(data):
                     break
-                self.ear.wrote(len(data), chunk.start_s, chunk.end_s, loop.time())
+                self.ear.wrote(len(data), start_s, chunk.end_s, loop.time())
                 self._seq += 1
                 if not self.paced:
                     self._tick(loop.time())

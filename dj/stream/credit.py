@@ -37,7 +37,13 @@ class AiringSink(Protocol):
 
 
 class HeardEvents:
-    """Applies the markers a session's ear has reached (on the event loop)."""
+    """Applies the markers a session's ear has reached (on the event loop).
+
+    What they show (now playing, the AI-voice flag, failure counts) changes at once; what they
+    credit (plays, airings) is held while the connection is provisional (see
+    :data:`dj.stream.ear.PROVISIONAL_S`) and applied, in order, once it is confirmed. Held
+    credits of a session that is released unconfirmed are dropped: nobody heard them.
+    """
 
     def __init__(
         self,
@@ -51,45 +57,91 @@ class HeardEvents:
         self._plays = plays
         self._airings = airings
         self._failure = on_failure
-        self._handlers: dict[str, Callable[[Session, Marker], None]] = {
+        self._show: dict[str, Callable[[Session, Marker], None]] = {
+            "track_start": self._show_track,
+            "voice_start": self._show_voice,
+            "voice_end": self._hide_voice,
+            "voice_dropped": self._voice_dropped,
+            "skipped": self._unreadable,
+            "dead_air": self._dead_air,
+        }
+        self._credit: dict[str, Callable[[Session, Marker], None]] = {
             "track_start": self._track_start,
             "track_end": self._track_end,
             "track_cut": self._track_cut,
             "voice_start": self._voice_start,
             "voice_end": self._voice_end,
-            "voice_dropped": self._voice_dropped,
-            "skipped": self._unreadable,
-            "dead_air": self._dead_air,
         }
 
-    def apply(self, session: Session, markers: list[Marker]) -> None:
+    def apply(self, session: Session, markers: list[Marker], confirmed: bool = True) -> None:
         for marker in markers:
-            handler = self._handlers.get(marker.kind)
-            if handler is None:
-                continue
-            try:
-                handler(session, marker)
-            except Exception:
-                logger.exception("handling %s for %s failed", marker.kind, session.listener.id)
-                self._failure("events")
+            self._run(self._show.get(marker.kind), session, marker)
+        credits = [m for m in markers if m.kind in self._credit]
+        if not confirmed:
+            session.held.extend(credits)
+            return
+        if session.held:
+            credits, session.held = [*session.held, *credits], []
+        for marker in credits:
+            self._run(self._credit[marker.kind], session, marker)
+
+    def _run(self, handler, session: Session, marker: Marker) -> None:
+        if handler is None:
+            return
+        try:
+            handler(session, marker)
+        except Exception:
+            logger.exception("handling %s for %s failed", marker.kind, session.listener.id)
+            self._failure("events")
 
     def end_all(self, session: Session, outcome: str = "left") -> None:
         """The listener left for good (or the server stops): close every open play with the
-        seconds heard."""
+        seconds heard; credits still held were never confirmed and are dropped."""
+        session.held.clear()
         for play in list(session.open_plays.values()):
             self._end(session, play, max(0.0, session.heard_s - play.start_s), outcome)
 
-    # -- handlers -------------------------------------------------------------------------
+    # -- what the listener sees -------------------------------------------------------------
+    def _show_track(self, session: Session, marker: Marker) -> None:
+        track = self._track(marker.key)
+        if track is None:
+            return
+        now = session.now
+        now.track, now.play_id, now.started_at = track, _play_id(session, marker), now_iso()
+        now.history.append(track.id)
+
+    def _show_voice(self, session: Session, marker: Marker) -> None:
+        utt = session.programme.utterance(marker.key)
+        now = session.now
+        now.speaking = True
+        now.voice_text = utt.text if utt else ""
+        now.voice_line = utt.line_id if utt else ""
+
+    def _hide_voice(self, session: Session, marker: Marker) -> None:
+        session.now.speaking = False
+
+    def _voice_dropped(self, session: Session, marker: Marker) -> None:
+        logger.info("voice %s dropped for %s", marker.key, session.listener.id)
+        self._failure("voice_dropped")
+
+    def _unreadable(self, session: Session, marker: Marker) -> None:
+        logger.warning("track %s skipped for %s: %s", marker.key, session.listener.id,
+                       marker.value)
+        self._failure("track_unreadable")
+
+    def _dead_air(self, session: Session, marker: Marker) -> None:
+        logger.warning("dead air cut short in %s for %s", marker.key, session.listener.id)
+        self._failure("dead_air")
+
+    # -- what is credited -------------------------------------------------------------------
     def _track_start(self, session: Session, marker: Marker) -> None:
         track = self._track(marker.key)
         if track is None:
             return
-        play_id = marker.play or f"{session.id}:{marker.frame}"
-        play = OpenPlay(play_id, track, marker.frame / HOUSE_SAMPLE_RATE, now_iso())
-        session.open_plays[play_id] = play
-        now = session.now
-        now.track, now.play_id, now.started_at = track, play_id, play.started_at
-        now.history.append(track.id)
+        play_id = _play_id(session, marker)
+        heard_at = session.now.started_at if session.now.play_id == play_id else None
+        play = OpenPlay(play_id, track, marker.frame / HOUSE_SAMPLE_RATE, heard_at or now_iso())
+        session.open_plays[play.play_id] = play
         self._plays.play_started(session, play)
 
     def _end(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
@@ -110,28 +162,13 @@ class HeardEvents:
             self._end(session, play, float(marker.value or 0.0), "interrupted")
 
     def _voice_start(self, session: Session, marker: Marker) -> None:
-        utt = session.programme.utterance(marker.key)
-        now = session.now
-        now.speaking = True
-        now.voice_text = utt.text if utt else ""
-        now.voice_line = utt.line_id if utt else ""
         session.voice_heard[marker.key] = f"{session.id}:{marker.frame}"
 
     def _voice_end(self, session: Session, marker: Marker) -> None:
-        session.now.speaking = False
         event_id = session.voice_heard.pop(marker.key, None)
         if event_id is not None:  # heard from its first word to its end: it aired
             self._airings.line_aired(session, marker.key, event_id)
 
-    def _voice_dropped(self, session: Session, marker: Marker) -> None:
-        logger.info("voice %s dropped for %s", marker.key, session.listener.id)
-        self._failure("voice_dropped")
 
-    def _unreadable(self, session: Session, marker: Marker) -> None:
-        logger.warning("track %s skipped for %s: %s", marker.key, session.listener.id,
-                       marker.value)
-        self._failure("track_unreadable")
-
-    def _dead_air(self, session: Session, marker: Marker) -> None:
-        logger.warning("dead air cut short in %s for %s", marker.key, session.listener.id)
-        self._failure("dead_air")
+def _play_id(session: Session, marker: Marker) -> str:
+    return marker.play or f"{session.id}:{marker.frame}"

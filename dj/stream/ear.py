@@ -8,14 +8,19 @@ client's receive buffer and in the player's own buffer. The model:
   TCP_INFO: the right edge of the peer's advertised window (``bytes_acked + snd_wnd``) moves
   only when the peer reads (or its receive buffer grows), so ``read ≈ edge − edge₀``, never
   above ``taken``. Elsewhere, bytes the peer acknowledged (``taken`` minus our send queue).
-* Paced, the ear plays in real time from the first byte: ``heard = min(position(read),
-  start + elapsed − client_delay)``. Unpaced (tools, tests) the reader is the ear:
-  ``heard = position(read)``. ``heard`` never goes back and never passes what was sent.
+* Paced, the stream runs ``burst`` ahead of real time, and a player starts once it holds its
+  start-up buffer, so it plays from ``delay = max(0, buffer − burst)`` after the first byte:
+  ``heard = min(position(read), start + elapsed − delay)``. The buffer is the player's own
+  (Chromium holds 2.6 s before it plays, VLC 1 s: :data:`PLAYER_BUFFER_S`). Unpaced (tools,
+  tests) the reader is the ear: ``heard = position(read)``. ``heard`` never goes back and never
+  passes what was sent.
 
 Error bound: a client that reads and plays keeps its window open, so ``heard`` is within the
 player's own start-up delay of its ear (behind by at most one window update when it reads in
 exact real time). A client that reads nothing gains at most the growth of its receive window
-(about 2 s of audio on Linux defaults) and then never advances; ``stalled`` drops it.
+(about 4.6 s of audio on Linux loopback defaults) and then never advances; ``stalled`` drops
+it, and credits wait until a connection's ear has passed ``PROVISIONAL_S``, so such a client is
+credited with nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ logger = logging.getLogger(__name__)
 _TCPI_BYTES_ACKED = 120  # __u64, Linux 4.1+
 _TCPI_SND_WND = 228  # __u32, Linux 5.19+
 _TCPI_LEN = 232
+# audio a player holds before it starts, by a User-Agent token; others: stream.player_buffer_s
+PLAYER_BUFFER_S = {
+    "VLC/": 1.0,  # its default network caching
+    "Mozilla/": 2.6,  # browsers (Chromium's <audio>, measured)
+}
+# what a client that reads nothing can seem to hear (its receive window growing): ~4.6 s on Linux
+# loopback defaults. Until a connection's ear has passed this, its credits are provisional.
+PROVISIONAL_S = 6.0
 PROGRESS_SPEED = 0.8  # listening slower than this times real time is not progress
 
 
@@ -103,6 +116,14 @@ class _Span:
     nbytes: int
 
 
+def player_delay_s(user_agent: str, default_buffer_s: float, burst_s: float) -> float:
+    """How long after its first byte a player starts playing (see the module docstring)."""
+    buffer_s = next(
+        (b for token, b in PLAYER_BUFFER_S.items() if token in user_agent), default_buffer_s
+    )
+    return max(0.0, buffer_s - burst_s)
+
+
 class Ear:
     """One connection's model of what its listener hears (call from the event loop)."""
 
@@ -143,6 +164,11 @@ class Ear:
         span = self._spans[i]
         into = nbytes - (span.byte_end - span.nbytes)
         return span.start_s + (span.end_s - span.start_s) * into / span.nbytes
+
+    @property
+    def confirmed(self) -> bool:
+        """The client has heard more than a client that reads nothing could seem to."""
+        return self.heard_s - self.start_s >= PROVISIONAL_S
 
     def elapsed(self, now: float) -> float:
         return 0.0 if self.t_first is None else now - self.t_first

@@ -108,6 +108,7 @@ class Session:
         self.open_plays: dict[str, OpenPlay] = {}
         self.skipped_plays: set[str] = set()
         self.voice_heard: dict[str, str] = {}  # voice key -> airing id, once its start is heard
+        self.held: list[Marker] = []  # credits heard on a connection not yet confirmed
         self.owner: object | None = None  # the connection streaming it now
         self.left_at: float | None = None  # loop time the last connection ended
         self._next_seq = 0

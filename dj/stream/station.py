@@ -172,9 +172,10 @@ class Station:
         if any(m.kind == "track_start" for m in chunk.markers):
             self.prepare_pool.submit(self._prepare, session)
 
-    def heard(self, session: Session, heard_s: float) -> None:
-        """The listener's ear reached ``heard_s`` (on the loop)."""
-        self.events.apply(session, session.hear(heard_s))
+    def heard(self, session: Session, heard_s: float, confirmed: bool = True) -> None:
+        """The listener's ear reached ``heard_s`` (on the loop); credits wait for
+        ``confirmed``."""
+        self.events.apply(session, session.hear(heard_s), confirmed)
 
     def _prepare(self, session: Session) -> None:
         if session.closed:
