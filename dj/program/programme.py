@@ -9,7 +9,7 @@ import logging
 import random
 import threading
 import uuid
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SKIPS_TO_REST_ARTIST = 3
+UTTERANCES_KEPT = 16  # prepared lines remembered: far more than can be queued or on air
 REST_PICKS = 10
 
 
@@ -95,7 +96,8 @@ class Programme:
         self._prepared: Prepared | None = None
         self._last_track: Track | None = None  # the track playing before the prepared one
         self._last_voice_s: float | None = None
-        self._utterances: dict[str, Utterance] = {}
+        # lines prepared for this listener, newest last; only the last few can still air
+        self._utterances: OrderedDict[str, Utterance] = OrderedDict()
         self._renarrate = False
         self._mask_key: tuple | None = None
         self._mask: Any = None
@@ -193,6 +195,9 @@ class Programme:
             return None, None
         persona = self.narrator.persona(self.persona)
         self._utterances[utt.key] = utt
+        self._utterances.move_to_end(utt.key)
+        while len(self._utterances) > UTTERANCES_KEPT:
+            self._utterances.popitem(last=False)
         return utt, VoiceCue(key=utt.key, duck_db=float(persona.duck_db), text=utt.text)
 
     def _airs_at_s(self) -> float:
@@ -262,6 +267,11 @@ class Programme:
 
     def utterance(self, key: str) -> Utterance | None:
         return self._utterances.get(key)
+
+    def utterances(self) -> list[Utterance]:
+        """The lines prepared lately (the ones that may still air)."""
+        with self._lock:
+            return list(self._utterances.values())
 
     # -- feedback and control ---------------------------------------------------------------
     def skipped(self, track: Track) -> None:

@@ -211,9 +211,9 @@ class Session:
     def revoke_voice(self, line_id: str) -> None:
         """Called when an artist revokes a line: it must not air from now on."""
         self.programme.line_revoked(line_id)
-        for key, utt in list(self.programme._utterances.items()):
+        for utt in self.programme.utterances():
             if utt.line_id == line_id:
-                self._revoked_keys.add(key)
+                self._revoked_keys.add(utt.key)
         for key in self._revoked_keys:
             self.renderer.cancel_voice(key)
         if self.now.speaking and self.now.voice_line == line_id:
