@@ -79,3 +79,14 @@ async def test_require_helper(store: Store, aiohttp_client) -> None:
     assert wrong_role.status == 403
     ok = await client.get("/a/mira-sol", headers={"Authorization": f"bearer {mira}"})
     assert ok.status == 200 and (await ok.json()) == {"subject": "mira-sol"}
+
+
+def test_tokens_that_cannot_be_tokens_are_rejected_not_raised(store: Store) -> None:
+    """A header that was not UTF-8 arrives with surrogate escapes; control characters, spaces
+    and non-ASCII are never hashed or looked up."""
+    tokens = TokenStore(store)
+    token = tokens.create("artist", "mira-sol")
+    for bad in (token + "\udcff", "dj_\udcff\udcfe", token[:-1] + "\u00e9", token + "\n",
+                token.replace("_", " ", 1), "dj_0123abcd_" + "\x00" * 43):
+        assert tokens.authenticate(bad) is None
+    assert tokens.authenticate(token) is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +19,9 @@ from dj.store import Migration, Store, where_equal
 logger = logging.getLogger(__name__)
 
 PREFIX = "dj_"
+#: What a token can look like: anything else (other bytes, control or non-ASCII characters, a
+#: header that was not UTF-8) is simply not a token, and is never hashed or looked up.
+TOKEN_FORMAT = re.compile(r"dj_[0-9a-f]{8}_[A-Za-z0-9_\-]{16,128}", re.ASCII)
 
 MIGRATIONS = [
     Migration(
@@ -81,7 +85,7 @@ class TokenStore:
         return token
 
     def authenticate(self, token: str | None) -> Principal | None:
-        if not token or not token.startswith(PREFIX) or len(token) > 200:
+        if not isinstance(token, str) or not TOKEN_FORMAT.fullmatch(token):
             return None
         row = self.store.query_one(
             "SELECT id, role, subject FROM auth_tokens WHERE hash = ? AND revoked_at IS NULL",

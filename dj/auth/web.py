@@ -13,7 +13,11 @@ from dj.auth.tokens import Principal, TokenStore
 
 
 def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header, or None (absent, another scheme, or not
+    printable ASCII: a header that was not UTF-8 arrives with surrogate escapes)."""
     header = request.headers.get("Authorization", "")
+    if len(header) > 1024 or not header.isascii() or not header.isprintable():
+        return None
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None

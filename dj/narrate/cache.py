@@ -97,6 +97,21 @@ class VoiceCache:
             )
         self._remember(utt.key, audio)
 
+    def ensure_indexed(self, utt: Utterance) -> None:
+        """Keep the index's record of who ``utt`` names current for a render found cached (a
+        revocation of any artist it names must find it)."""
+        row = self.store.query_one("SELECT artists FROM narrate_voice_cache WHERE key = ?",
+                                   (utt.key,))
+        if row is not None and tuple(json.loads(row["artists"])) == tuple(utt.artists):
+            return
+        with self.store.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO narrate_voice_cache (key, line_id, artist_id, artists,"
+                " persona, text, engine, created_at) VALUES (?,?,?,?,?,?,?,?)",
+                (utt.key, utt.line_id, utt.artist_id, json.dumps(list(utt.artists)), utt.persona,
+                 utt.text, utt.engine, datetime.now(UTC).isoformat(timespec="seconds")),
+            )
+
     def utterance(self, key: str) -> Utterance | None:
         row = self.store.query_one("SELECT * FROM narrate_voice_cache WHERE key = ?", (key,))
         if row is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dj.narrate.lines import LineError, _names
+from dj.narrate.lines import LineError, _names, territory_in
 
 PERSONA_TEXT = "persona_text"  # a persona may read my approved text, and name me in templates
 RECORDED_CLIPS = "recorded_clips"  # my recorded clips may air
@@ -30,12 +30,15 @@ class Consent:
     source: str = "api"
     updated_at: str = ""
 
-    def covers(self, persona: str, territory: str | None) -> bool:
+    def covers(self, persona: str, territory: str | None, *, any_territory: bool = False) -> bool:
+        """Fail closed: inactive, another persona, or (when limited to territories) a missing or
+        other territory means no. ``any_territory`` skips only the territory check, for
+        rendering ahead (nothing airs); every check before airing passes the listener's."""
         if not self.active:
             return False
         if self.personas and persona not in self.personas:
             return False
-        return territory is None or not self.territories or territory.upper() in self.territories
+        return any_territory or territory_in(territory, self.territories)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -47,10 +50,10 @@ class Consent:
 
 
 def check_kind(kind: Any) -> str:
-    if kind not in CONSENT_KINDS:
-        raise LineError(f"consent kind must be one of {', '.join(CONSENT_KINDS)}, got {kind!r}")
+    if not isinstance(kind, str) or kind not in CONSENT_KINDS:
+        raise LineError(f"consent kind must be one of {', '.join(CONSENT_KINDS)}")
     return str(kind)
 
 
 def consent_scope(personas: Any, territories: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    return _names(personas, "personas"), _names(territories, "territories", upper=True)
+    return _names(personas, "personas"), _names(territories, "territories", territory=True)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -20,6 +22,11 @@ from dj.narrate.slots import SlotError, unknown_slots
 MOMENTS = ("before", "after", "any")  # before the artist's track, after it, or either
 ALL = "all"
 MAX_TEXT_CHARS = 400
+MAX_NAMES = 300  # per scope list (there are about 250 territories)
+MAX_NAME_CHARS = 100
+MIN_YEAR, MAX_YEAR = 1970, 2199  # a sane range for scope and consent dates
+WORLDWIDE = "WW"
+TERRITORY_CODE = re.compile(r"[A-Z]{2}", re.ASCII)
 APPROVED, REVOKED = "approved", "revoked"
 
 
@@ -27,38 +34,82 @@ class LineError(ValueError):
     """A line that cannot be registered; the message is shown to the artist."""
 
 
-def _names(value: Any, what: str, upper: bool = False) -> tuple[str, ...]:
-    """``"all"``, ``["all"]``, ``["WW"]`` (territories) or nothing → () meaning every one."""
+def check_chars(text: str, what: str) -> str:
+    """Reject what cannot be stored or said: lone surrogates and control characters."""
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            raise LineError(f"{what} is not valid Unicode (it holds a lone surrogate)")
+        if category == "Cc":
+            raise LineError(f"{what} must not contain control characters ({ch!r})")
+    return text
+
+
+def _names(value: Any, what: str, *, territory: bool = False) -> tuple[str, ...]:
+    """``"all"``, ``["all"]``, ``["WW"]`` (territories) or nothing → () meaning every one.
+
+    Names are stripped; a blank one is an error (never stored as ``""``), a territory must be an
+    ISO 3166-1 alpha-2 code (or ``WW``), and any name must be printable and at most
+    :data:`MAX_NAME_CHARS` long.
+    """
     if value is None or value == ALL:
         return ()
     if isinstance(value, str):
         value = [value]
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
         raise LineError(f"{what} must be \"all\" or a list of names")
-    names = {v.strip().upper() if upper else v.strip() for v in value}
-    if ALL in {n.lower() for n in names} or (upper and "WW" in names):
+    if len(value) > MAX_NAMES:
+        raise LineError(f"{what}: at most {MAX_NAMES} names")
+    names: set[str] = set()
+    for raw in value:
+        name = raw.strip()
+        if not name:
+            raise LineError(f"{what}: a name is blank ({raw!r}); list real names or use \"all\"")
+        check_chars(name, what)
+        if len(name) > MAX_NAME_CHARS:
+            raise LineError(f"{what}: a name is longer than {MAX_NAME_CHARS} characters")
+        if territory:
+            name = name.upper()
+            if not TERRITORY_CODE.fullmatch(name):
+                raise LineError(f"{what}: {raw!r} is not an ISO 3166-1 alpha-2 code (or WW)")
+        names.add(name)
+    if ALL in {n.lower() for n in names} or (territory and WORLDWIDE in names):
         return ()
     return tuple(sorted(names))
 
 
+def _check_year(value: date, what: str, raw: Any) -> None:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise LineError(f"{what}: {raw!r} is outside the supported years {MIN_YEAR}-{MAX_YEAR}")
+
+
 def _instant(value: Any, what: str, end_of_day: bool) -> datetime | None:
-    """A UTC instant from a TOML date/datetime or an ISO string; a bare end date is inclusive."""
+    """A UTC instant from a TOML date/datetime or an ISO string; a bare end date is inclusive.
+
+    Years outside :data:`MIN_YEAR`..:data:`MAX_YEAR` are refused before any arithmetic, so no
+    offset or end-of-day shift can overflow.
+    """
+    raw = value
     if value is None or value == "":
         return None
     if isinstance(value, str):
+        if len(value) > 64:
+            raise LineError(f"{what}: not an ISO date or date-time")
         try:
             value = (date.fromisoformat(value) if len(value) == 10
                      else datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
+        except (ValueError, OverflowError):
             raise LineError(f"{what}: not an ISO date or date-time: {value!r}") from None
     if isinstance(value, datetime):
+        _check_year(value, what, raw)
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     if isinstance(value, date):
+        _check_year(value, what, raw)
         if end_of_day:
             next_day = datetime.combine(value + timedelta(days=1), time(), UTC)
             return next_day - timedelta(microseconds=1)
         return datetime.combine(value, time(), UTC)
-    raise LineError(f"{what}: expected a date, got {value!r}")
+    raise LineError(f"{what}: expected a date, got {type(raw).__name__}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,15 +127,15 @@ class LineScope:
     def parse(cls, data: Mapping[str, Any] | None) -> LineScope:
         data = dict(data or {})
         known = {"personas", "territories", "valid_from", "valid_until", "moment", "tracks"}
-        extra = sorted(set(data) - known)
+        extra = sorted(str(k)[:40] for k in set(data) - known)
         if extra:
-            raise LineError(f"unknown scope field(s): {', '.join(extra)}")
+            raise LineError(f"unknown scope field(s): {', '.join(extra[:10])}")
         moment = data.get("moment", "any")
-        if moment not in MOMENTS:
-            raise LineError(f"moment must be one of {', '.join(MOMENTS)}, got {moment!r}")
+        if not isinstance(moment, str) or moment not in MOMENTS:
+            raise LineError(f"moment must be one of {', '.join(MOMENTS)}")
         scope = cls(
             personas=_names(data.get("personas"), "personas"),
-            territories=_names(data.get("territories"), "territories", upper=True),
+            territories=_names(data.get("territories"), "territories", territory=True),
             valid_from=_instant(data.get("valid_from"), "valid_from", end_of_day=False),
             valid_until=_instant(data.get("valid_until"), "valid_until", end_of_day=True),
             moment=moment,
@@ -104,11 +155,16 @@ class LineScope:
             "tracks": list(self.tracks) or ALL,
         }
 
-    def covers(self, persona: str, territory: str | None, now: datetime) -> bool:
-        """``territory=None`` skips the territory check (it was made when the line was chosen)."""
+    def covers(self, persona: str, territory: str | None, now: datetime, *,
+               any_territory: bool = False) -> bool:
+        """Whether the line may air for ``persona`` in ``territory`` at ``now``.
+
+        A territory-scoped line fails closed when ``territory`` is None or blank; only
+        ``any_territory=True`` (rendering ahead, which airs nothing) skips the territory check.
+        """
         if self.personas and persona not in self.personas:
             return False
-        if territory is not None and self.territories and territory.upper() not in self.territories:
+        if not any_territory and not territory_in(territory, self.territories):
             return False
         now = now.replace(tzinfo=UTC) if now.tzinfo is None else now
         if self.valid_from is not None and now < self.valid_from:
@@ -122,10 +178,19 @@ class LineScope:
         return not self.tracks or track_id in self.tracks
 
 
+def territory_in(territory: str | None, territories: tuple[str, ...]) -> bool:
+    """``territories`` empty: everywhere. Otherwise a missing territory is not covered."""
+    if not territories:
+        return True
+    return bool(territory) and str(territory).upper() in territories
+
+
 def check_text(text: Any) -> str:
     if not isinstance(text, str) or not text.strip():
         raise LineError("text is required")
-    text = " ".join(text.split())
+    if len(text) > 8 * MAX_TEXT_CHARS:
+        raise LineError(f"text is too long (at most {MAX_TEXT_CHARS} characters)")
+    text = check_chars(" ".join(text.split()), "text")
     if len(text) > MAX_TEXT_CHARS:
         raise LineError(f"text is too long ({len(text)} characters; at most {MAX_TEXT_CHARS})")
     try:

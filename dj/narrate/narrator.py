@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -34,7 +34,15 @@ from dj.narrate.engines.neural import NeuralEngine
 from dj.narrate.packs import load_packs
 from dj.narrate.persona import FALLBACK_PERSONA, Persona, VoiceParams, load_personas
 from dj.narrate.registry import LineRegistry, Revocation
-from dj.narrate.script import TEMPLATE_WEIGHTS, Candidate, draw, pick, repeat_identity, slot_values
+from dj.narrate.script import (
+    TEMPLATE_WEIGHTS,
+    Candidate,
+    draw,
+    line_names,
+    pick,
+    repeat_identity,
+    slot_values,
+)
 from dj.narrate.slots import NEXT_TRACK_SLOTS, PREV_TRACK_SLOTS, fill
 from dj.narrate.utterance import NarrationContext, Utterance, template_line_id, utterance_key
 from dj.narrate.voice_dsp import PROCESSING_VERSION, to_house
@@ -75,6 +83,7 @@ class Narrator:
         self._clips = ClipEngine()
         self._neural = NeuralEngine()
         self._engine_names: dict[str, str] = {}
+        self.problems.extend(self.lines.load_problems)  # stored rows skipped, each logged
         self.lines.on_revoke(self._revoked)
         if config.narrate.default_persona not in self.personas:
             problem = f"default persona {config.narrate.default_persona!r} is not loaded"
@@ -171,13 +180,22 @@ class Narrator:
                 if not self.lines.line_usable(line.id, track.artist_id, persona.name,
                                               ctx.territory, ctx.now):
                     continue
+                named = line_names(line.text, track, ctx.prev)
+                if named is None or not self._may_name(named[1:], persona.name, ctx.territory):
+                    continue  # a line names another artist only with that artist's consent
                 text = fill(line.text, slot_values(ctx, station, about=track))
                 if text is None:
                     continue
                 engine = "clip" if line.clip_sha256 else self._engine_name(persona)
-                out.append(Candidate(line.id, track.artist_id, (track.artist_id,), text, engine,
+                out.append(Candidate(line.id, track.artist_id, named, text, engine,
                                      1.0, line.id, line.clip_sha256))
         return out
+
+    def _may_name(self, artists: Iterable[str], persona: str, territory: str | None, *,
+                  any_territory: bool = False) -> bool:
+        """Every artist here has active persona_text consent (being named) for this use."""
+        return all(self.lines.consent_covers(a, PERSONA_TEXT, persona, territory,
+                                             any_territory=any_territory) for a in artists)
 
     def _template_candidates(self, ctx: NarrationContext, persona: Persona,
                              recent: deque[str]) -> list[Candidate]:
@@ -198,8 +216,7 @@ class Narrator:
                 if ctx.prev is None:
                     continue
                 named.append(ctx.prev.artist_id)
-            if not all(self.lines.consent_covers(a, PERSONA_TEXT, persona.name, ctx.territory)
-                       for a in named):
+            if not self._may_name(named, persona.name, ctx.territory):
                 continue  # templates name an artist only with their persona_text consent
             text = fill(template.text, values)
             if text is None:
@@ -252,8 +269,16 @@ class Narrator:
     # -- checks ---------------------------------------------------------------------------
     def is_airable(self, utt: Utterance, territory: str | None = None,
                    now: datetime | None = None) -> bool:
-        """Approval, consent and scope, checked now. ``territory=None`` skips only the territory
-        check (made when the line was chosen for a listener)."""
+        """Approval, consent and scope, checked now, for a listener in ``territory``.
+
+        Every artist the words name (``utt.artists``: the line's own artist, and any artist a
+        slot such as ``{prev_artist}`` filled in) needs active consent for it. Fails closed: a
+        line or consent limited to territories is not airable when ``territory`` is None.
+        """
+        return self._airable(utt, territory, now)
+
+    def _airable(self, utt: Utterance, territory: str | None, now: datetime | None, *,
+                 any_territory: bool = False) -> bool:
         now = now or datetime.now(UTC)
         persona = self.personas.get(utt.persona)
         if persona is None and utt.persona == FALLBACK_PERSONA.name:
@@ -263,12 +288,18 @@ class Narrator:
         if utt.is_template:
             if persona.template(utt.template_id or "") is None:
                 return False
-            return all(self.lines.consent_covers(a, PERSONA_TEXT, persona.name, territory)
-                       for a in utt.artists)
+            return self._may_name(utt.artists, persona.name, territory,
+                                  any_territory=any_territory)
         line = self.lines.get(utt.line_id)
         if line is None or (utt.engine == "clip") != bool(line.clip_sha256):
             return False
-        return self.lines.line_usable(utt.line_id, utt.artist_id, persona.name, territory, now)
+        if line.artist_id not in utt.artists:
+            return False  # an utterance that does not record its own artist is not trusted
+        if not self.lines.line_usable(utt.line_id, utt.artist_id, persona.name, territory, now,
+                                      any_territory=any_territory):
+            return False
+        others = [a for a in utt.artists if a != line.artist_id]
+        return self._may_name(others, persona.name, territory, any_territory=any_territory)
 
     # -- audio ----------------------------------------------------------------------------
     def _fail(self, reason: str) -> None:
@@ -293,14 +324,16 @@ class Narrator:
         """(2, n) float32 at 44.1 kHz and the voice loudness, or None (not airable, or failed).
 
         Blocking; call it in an executor right after :meth:`choose`, so speech is ready long
-        before it is due.
+        before it is due. Nothing airs from here, so the territory is not checked (it was when
+        the line was chosen, and is again in :meth:`audio_for`, with the listener's).
         """
-        if not self.is_airable(utt):
+        if not self._airable(utt, None, None, any_territory=True):
             return None
         with self._lock:
             self._remember(self._known.get(utt.key, utt))
         cached = self.cache.get(utt.key)
         if cached is not None:
+            self.cache.ensure_indexed(utt)  # who it names, as chosen now, for revocations
             return cached
         try:
             audio = self._synthesize(utt)
@@ -309,7 +342,7 @@ class Narrator:
             self._fail(f"render:{utt.engine}")
             return None
         with self.lines.lock:  # no revocation can slip between this check and the write
-            if not self.is_airable(utt):
+            if not self._airable(utt, None, None, any_territory=True):
                 return None
             try:
                 self.cache.put(utt, audio)
@@ -318,7 +351,12 @@ class Narrator:
         return audio
 
     def audio_for(self, key: str, territory: str | None = None) -> np.ndarray | None:
-        """For the renderer when the voice is due: the cached audio, only if still airable."""
+        """For the renderer when the voice is due: the cached audio, only if still airable for
+        a listener in ``territory`` (the last check before airing).
+
+        Pass the listener's territory: without one, a line or consent limited to territories
+        fails closed (no audio), so a narrowed consent is in force for queued lines too.
+        """
         with self._lock:
             utt = self._known.get(key)
             if utt is not None:

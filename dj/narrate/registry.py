@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dj.narrate.consent import Consent, check_kind, consent_scope
 from dj.narrate.engines.clip import CLIP_SUFFIXES, validate_clip
@@ -34,6 +34,8 @@ from dj.narrate.packs import ArtistPack
 from dj.store import Migration, Store, where_equal
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 MIGRATIONS = [
     Migration(
@@ -114,7 +116,7 @@ class SyncReport:
 
 def _line_from_row(row: Any) -> Line:
     return Line(
-        id=row["id"], artist_id=row["artist_id"], text=row["text"],
+        id=row["id"], artist_id=row["artist_id"], text=check_text(row["text"]),
         scope=LineScope.parse(json.loads(row["scope"])), state=row["state"],
         clip_path=Path(row["clip_path"]) if row["clip_path"] else None,
         clip_sha256=row["clip_sha256"], source=row["source"],
@@ -123,12 +125,30 @@ def _line_from_row(row: Any) -> Line:
 
 
 def _consent_from_row(row: Any) -> Consent:
+    personas, territories = consent_scope(json.loads(row["personas"]),
+                                          json.loads(row["territories"]))
     return Consent(
-        artist_id=row["artist_id"], kind=row["kind"], active=bool(row["active"]),
-        evidence=row["evidence"], personas=tuple(json.loads(row["personas"])),
-        territories=tuple(json.loads(row["territories"])), granted_at=row["granted_at"],
-        revoked_at=row["revoked_at"], source=row["source"], updated_at=row["updated_at"],
+        artist_id=row["artist_id"], kind=check_kind(row["kind"]), active=bool(row["active"]),
+        evidence=row["evidence"], personas=personas, territories=territories,
+        granted_at=row["granted_at"], revoked_at=row["revoked_at"], source=row["source"],
+        updated_at=row["updated_at"],
     )
+
+
+def _load_rows(rows: list[Any], parse: Callable[[Any], T], what: str,
+               problems: list[str]) -> list[T]:
+    """Parse every row; one that cannot be understood is logged, reported and skipped alone
+    (it stays stored, and what it would have allowed is simply not allowed: fail closed)."""
+    out: list[T] = []
+    for row in rows:
+        try:
+            out.append(parse(row))
+        except (ValueError, TypeError, KeyError) as exc:
+            ident = row["id"] if what == "narrate_lines" else f"{row['artist_id']}/{row['kind']}"
+            problem = f"{what} row {ident!r} skipped: {exc}"
+            logger.error("stored narration row unreadable: %s", problem)
+            problems.append(problem)
+    return out
 
 
 class LineRegistry:
@@ -138,12 +158,19 @@ class LineRegistry:
         store.migrate(MIGRATIONS)
         self.lock = threading.RLock()
         self._hooks: list[Callable[[Revocation], None]] = []
-        rows = store.query("SELECT * FROM narrate_lines")
-        self._lines = {r["id"]: _line_from_row(r) for r in rows}
-        self._consents = {
-            (r["artist_id"], r["kind"]): _consent_from_row(r)
-            for r in store.query("SELECT * FROM narrate_consents")
-        }
+        #: Stored rows that could not be loaded (skipped, each logged): path/row and reason.
+        self.load_problems: list[str] = []
+        lines = _load_rows(store.query("SELECT * FROM narrate_lines"), _line_from_row,
+                           "narrate_lines", self.load_problems)
+        self._lines = {ln.id: ln for ln in lines}
+        consents = _load_rows(store.query("SELECT * FROM narrate_consents"), _consent_from_row,
+                              "narrate_consents", self.load_problems)
+        self._consents = {(c.artist_id, c.kind): c for c in consents}
+
+    @property
+    def rows_skipped(self) -> int:
+        """How many stored rows failed to load at start (see :attr:`load_problems`)."""
+        return len(self.load_problems)
 
     # -- reads (memory) -------------------------------------------------------------------
     def get(self, line_id: str) -> Line | None:
@@ -167,21 +194,28 @@ class LineRegistry:
                           key=lambda c: c.kind)
 
     def consent_covers(self, artist_id: str, kind: str, persona: str,
-                       territory: str | None) -> bool:
-        """Fail closed: no record, or an inactive one, means no."""
+                       territory: str | None, *, any_territory: bool = False) -> bool:
+        """Fail closed: no record, an inactive one, or one limited to territories when
+        ``territory`` is missing or another, means no."""
         consent = self.consent(artist_id, kind)
-        return consent is not None and consent.covers(persona, territory)
+        return consent is not None and consent.covers(persona, territory,
+                                                      any_territory=any_territory)
 
     def line_usable(self, line_id: str, artist_id: str | None, persona: str,
-                    territory: str | None, now: datetime) -> bool:
-        """Approved, in scope now, and the artist's consent of the line's kind is active."""
+                    territory: str | None, now: datetime, *, any_territory: bool = False) -> bool:
+        """Approved, in scope now, and the artist's consent of the line's kind is active.
+
+        ``territory=None`` fails closed for a line or consent limited to territories;
+        ``any_territory=True`` skips only the territory checks (rendering ahead airs nothing).
+        """
         with self.lock:
             line = self._lines.get(line_id)
             if line is None or not line.approved or line.artist_id != artist_id:
                 return False
-            if not line.scope.covers(persona, territory, now):
+            if not line.scope.covers(persona, territory, now, any_territory=any_territory):
                 return False
-            return self.consent_covers(line.artist_id, line.consent_kind, persona, territory)
+            return self.consent_covers(line.artist_id, line.consent_kind, persona, territory,
+                                       any_territory=any_territory)
 
     def audit(self, artist_id: str | None = None, subject: str | None = None) -> list[AuditEntry]:
         """Oldest first, as written."""
@@ -249,10 +283,10 @@ class LineRegistry:
             if existing is not None and (existing.approved or source != "api"):
                 return existing
             with self.store.transaction() as db:
-                if existing is None:
+                if existing is None:  # OR REPLACE: a stored row that failed to load is redone
                     db.execute(
-                        "INSERT INTO narrate_lines (id, artist_id, text, scope, clip_path,"
-                        " clip_sha256, state, source, created_at, updated_at)"
+                        "INSERT OR REPLACE INTO narrate_lines (id, artist_id, text, scope,"
+                        " clip_path, clip_sha256, state, source, created_at, updated_at)"
                         " VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (line_id, artist_id, text, json.dumps(scope.to_json()),
                          str(clip_path) if clip_path else None, sha, APPROVED, source, at, at),

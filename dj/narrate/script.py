@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from dj.catalog.models import Track
-from dj.narrate.slots import time_of_day
+from dj.narrate.slots import PREV_TRACK_SLOTS, SlotError, template_slots, time_of_day
 from dj.narrate.utterance import NarrationContext
 
 #: How likely each template kind is, relative to the others, when no artist line fits.
@@ -46,6 +46,20 @@ def slot_values(ctx: NarrationContext, station: str, about: Track | None = None)
     values.update(track_values(ctx.prev, "prev_"))
     values.update(track_values(about if about is not None else ctx.next))
     return values
+
+
+def line_names(text: str, about: Track, prev: Track | None) -> tuple[str, ...] | None:
+    """Every artist an artist line names once its slots are filled: its own (``about``, first),
+    and the previous track's artist when it uses a ``prev_*`` slot (as :func:`slot_values` fills
+    them). None when the text is malformed (such a line is never said)."""
+    try:
+        used = set(template_slots(text))
+    except SlotError:
+        return None
+    named = [about.artist_id]
+    if used & PREV_TRACK_SLOTS and prev is not None:
+        named.append(prev.artist_id)
+    return tuple(dict.fromkeys(named))
 
 
 @dataclass(frozen=True, slots=True)

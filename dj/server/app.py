@@ -20,14 +20,41 @@ logger = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 
+def _bad_path_param(request: web.Request) -> str | None:
+    """The name of a path parameter no route can mean (control characters, a lone surrogate
+    from bytes that were not UTF-8), or None."""
+    for name, value in request.match_info.items():
+        if not value.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in value):
+            return name
+    return None
+
+
+def _as_json(exc: web.HTTPException) -> web.Response:
+    """An error aiohttp (or a handler) answered as text, answered as JSON with its headers."""
+    headers = {k: v for k, v in exc.headers.items()
+               if k.lower() not in ("content-type", "content-length")}
+    message = exc.text if exc.text and len(exc.text) <= 300 else exc.reason
+    return web.json_response({"error": message or exc.reason}, status=exc.status,
+                             headers=headers, reason=exc.reason)
+
+
 @web.middleware
 async def json_errors(request: web.Request, handler):
-    """Malformed requests get a 4xx with a message; nothing a client sends crashes the server."""
+    """Malformed requests get a 4xx with a JSON message; nothing a client sends crashes the
+    server or leaves a traceback in the log (only a real fault is logged, and answered 500)."""
+    bad = _bad_path_param(request)
+    if bad is not None:
+        return web.json_response(
+            {"error": f"{bad} id must not contain control characters or bytes that are not"
+                      " UTF-8"}, status=400
+        )
     try:
         return await handler(request)
     except BadRequest as exc:
         return web.json_response({"error": str(exc)}, status=400)
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if exc.status >= 400 and exc.content_type != "application/json" and not exc.empty_body:
+            return _as_json(exc)
         raise
     except (ConnectionResetError, asyncio.CancelledError):
         raise

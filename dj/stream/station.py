@@ -148,7 +148,12 @@ class Station:
             arm=arm,
             programme=programme,
             config=self.config,
-            voice_source=(narrator.audio_for if narrator is not None else (lambda key: None)),
+            # consent and scope are checked again as the line airs, in this listener's territory
+            voice_source=(
+                (lambda key: narrator.audio_for(key, territory=listener.territory))
+                if narrator is not None
+                else (lambda key: None)
+            ),
             on_failure=self.count_failure,
         )
         try:
