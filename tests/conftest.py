@@ -41,3 +41,24 @@ def demo_station(demo_config, demo_catalog):
     station = build_station(demo_config)
     yield station
     station.shutdown()
+
+
+async def _server(aiohttp_server, config, station, *, pacing: bool):
+    from dj.server.app import create_app
+
+    app = create_app(config, station, pacing=pacing)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    server.dj_app = app
+    return server
+
+
+@pytest.fixture
+async def fast(aiohttp_server, demo_config, demo_station):
+    """The demo station unpaced: the client is the ear, for minutes of programme quickly."""
+    return await _server(aiohttp_server, demo_config, demo_station, pacing=False)
+
+
+@pytest.fixture
+async def paced(aiohttp_server, demo_config, demo_station):
+    """The demo station as listeners get it: real-time pacing after the burst."""
+    return await _server(aiohttp_server, demo_config, demo_station, pacing=True)

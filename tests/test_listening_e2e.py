@@ -13,7 +13,6 @@ import time
 import aiohttp
 import pytest
 
-from dj.server.app import create_app
 from dj.server.keys import CONNECTIONS
 from dj.stream.icy import parse_icy
 
@@ -30,23 +29,6 @@ async def eventually(check, timeout_s: float = 20.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def fast(aiohttp_server, demo_config, demo_station):
-    """Unpaced: the client is the ear, for tests that need minutes of programme quickly."""
-    app = create_app(demo_config, demo_station, pacing=False)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    server.dj_app = app
-    return server
-
-
-@pytest.fixture
-async def paced(aiohttp_server, demo_config, demo_station):
-    app = create_app(demo_config, demo_station, pacing=True)
-    server = await aiohttp_server(app, host="127.0.0.1")
-    server.dj_app = app
-    return server
 
 
 async def raw_request(port: int, request: bytes, limit: int, timeout_s: float = 30.0) -> bytes:
