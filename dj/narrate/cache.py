@@ -88,13 +88,7 @@ class VoiceCache:
         with tmp.open("wb") as f:
             np.save(f, audio, allow_pickle=False)
         os.replace(tmp, path)
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO narrate_voice_cache (key, line_id, artist_id, artists,"
-                " persona, text, engine, created_at) VALUES (?,?,?,?,?,?,?,?)",
-                (utt.key, utt.line_id, utt.artist_id, json.dumps(list(utt.artists)), utt.persona,
-                 utt.text, utt.engine, datetime.now(UTC).isoformat(timespec="seconds")),
-            )
+        self._index(utt)
         self._remember(utt.key, audio)
 
     def ensure_indexed(self, utt: Utterance) -> None:
@@ -104,6 +98,9 @@ class VoiceCache:
                                    (utt.key,))
         if row is not None and tuple(json.loads(row["artists"])) == tuple(utt.artists):
             return
+        self._index(utt)
+
+    def _index(self, utt: Utterance) -> None:
         with self.store.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO narrate_voice_cache (key, line_id, artist_id, artists,"
