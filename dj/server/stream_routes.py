@@ -118,6 +118,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
         why = await conn.run()
         logger.info("stream of %s ended (%s) at %.1f s heard", listener_id, why,
                     session.heard_s)
+        if why == "stalled" and request.transport is not None:
+            # it reads nothing, so it cannot take the end of the body either: cut it off
+            request.transport.abort()
     except asyncio.CancelledError:
         logger.info("stream of %s stopped", listener_id)
         raise
