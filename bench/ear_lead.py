@@ -40,7 +40,8 @@ document.addEventListener("DOMContentLoaded", () => {
 });
 """
 
-# currentTime just before and after the fetch: the server computed position_s in between
+# One instant in the page: currentTime just before and just after the now-playing fetch (the
+# server computed position_s in between), so the reading is the midpoint of the two.
 SAMPLE_JS = """
 async (listener) => {
   const a = document.querySelector("audio");
@@ -51,8 +52,9 @@ async (listener) => {
   const np = r.ok ? await r.json() : null;
   const buf = a.buffered.length ? a.buffered.end(a.buffered.length - 1) : 0;
   return {status: r.status, c0, c1, t_ms: (t0 + t1) / 2, rtt_ms: t1 - t0, paused: a.paused,
-          buffered_ahead_s: buf - c1, ready: a.readyState,
-          position_s: np && np.position_s, title: np && np.title, ai_voice: np && np.ai_voice};
+          ended: a.ended, error: a.error && a.error.code, buffered_ahead_s: buf - c1,
+          ready: a.readyState, position_s: np && np.position_s, play_id: np && np.play_id,
+          title: np && np.title, ai_voice: np && np.ai_voice};
 }
 """
 
@@ -62,38 +64,63 @@ def pct(xs: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, round(q * (len(s) - 1))))]
 
 
-async def measure(args: argparse.Namespace) -> tuple[list[dict], dict]:
-    launch_args = ["--autoplay-policy=no-user-gesture-required", "--mute-audio"]
+def chromium_args() -> list[str]:
+    # --mute-audio rather than a muted element: no sound, but the clock runs as if playing
+    args = ["--autoplay-policy=no-user-gesture-required", "--mute-audio"]
     if os.geteuid() == 0:
-        launch_args.append("--no-sandbox")
+        args.append("--no-sandbox")
+    return args
+
+
+def leads_of(samples: list[dict], warmup_s: float = WARMUP_S) -> list[float]:
+    """position_s − currentTime for each sample past the warm-up with a position."""
+    return [
+        s["position_s"] - (s["c0"] + s["c1"]) / 2
+        for s in samples
+        if s["c0"] >= warmup_s and s["position_s"] is not None
+    ]
+
+
+async def measure(
+    url: str,
+    listener: str,
+    seconds: float,
+    *,
+    chromium: str,
+    interval: float = 0.2,
+    start_timeout_s: float = 30.0,
+    progress: bool = False,
+) -> tuple[list[dict], dict]:
+    """Play ``listener``'s stream in headless Chromium through the app's player page for
+    ``seconds`` after playback starts; returns the samples and the page's media event times."""
     samples: list[dict] = []
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=args.chromium, headless=True, args=launch_args
+            executable_path=chromium, headless=True, args=chromium_args()
         )
         try:
             page = await browser.new_page()
             await page.add_init_script(EVENTS_JS)
-            await page.goto(f"{args.url.rstrip('/')}/?listener={args.listener}")
-            deadline = time.monotonic() + 30
+            await page.goto(f"{url.rstrip('/')}/?listener={listener}")  # tunes straight in
+            deadline = time.monotonic() + start_timeout_s
             while await page.evaluate("document.querySelector('audio').currentTime") <= 0:
                 if time.monotonic() > deadline:
-                    sys.exit("the browser never started playing")
+                    raise RuntimeError("the browser never started playing")
                 await asyncio.sleep(0.05)
             t_start = time.monotonic()
             next_report = 10.0
-            while (wall := time.monotonic() - t_start) < args.seconds:
-                sample = await page.evaluate(SAMPLE_JS, args.listener)
+            while (wall := time.monotonic() - t_start) < seconds:
+                sample = await page.evaluate(SAMPLE_JS, listener)
                 sample["wall_s"] = wall
                 samples.append(sample)
-                if wall >= next_report:
+                if progress and wall >= next_report:
                     print(
                         f"  {wall:4.0f} s: currentTime {sample['c1']:.2f}, "
                         f"position_s {sample['position_s']}",
                         file=sys.stderr,
                     )
                     next_report += 10
-                await asyncio.sleep(args.interval)
+                await asyncio.sleep(interval)
             events = await page.evaluate("window.__ear_events")
         finally:
             await browser.close()
@@ -121,7 +148,13 @@ def main() -> None:
         sys.exit("no chromium on PATH: apt-get install chromium, or pass --chromium")
 
     print(f"playing {args.url} as {args.listener!r} for {args.seconds:.0f} s", file=sys.stderr)
-    samples, events = asyncio.run(measure(args))
+    try:
+        samples, events = asyncio.run(
+            measure(args.url, args.listener, args.seconds, chromium=args.chromium,
+                    interval=args.interval, progress=True)
+        )
+    except RuntimeError as exc:
+        sys.exit(str(exc))
     if args.dump:
         with open(args.dump, "w") as f:
             for s in samples:
@@ -131,7 +164,7 @@ def main() -> None:
     counted = [s for s in samples if s not in failed and s["c0"] >= WARMUP_S]
     if not counted:
         sys.exit(f"no usable samples ({len(failed)} failed now-playing calls)")
-    leads = [s["position_s"] - (s["c0"] + s["c1"]) / 2 for s in counted]
+    leads = leads_of(counted)
     if abs(statistics.median(leads)) > 10:
         print(
             "warning: a lead this large means the listener was not new (a resumed session "

@@ -66,7 +66,10 @@ async def soak(args: argparse.Namespace) -> None:
                         if r.status == 200:
                             break
                 except aiohttp.ClientError:
-                    await asyncio.sleep(0.2)
+                    pass
+                await asyncio.sleep(0.2)
+            else:
+                raise SystemExit("dj serve did not come up")
         start = time.monotonic()
         stop = start + args.minutes * 60
         counts = {"sessions": 0, "errors": 0}

@@ -24,7 +24,7 @@ def url(server, path: str) -> str:
 
 
 def flush(station) -> None:
-    station.io_pool.submit(lambda: None).result()  # queued ledger writes are done
+    station.writer.flush()  # queued ledger writes are done
 
 
 def airings_of(station, line_id: str, session_id: str) -> int:

@@ -42,7 +42,8 @@ async def test_sigterm_ends_every_stream_and_records_the_plays(demo_config, demo
                         if r.status == 200:
                             break
                 except aiohttp.ClientError:
-                    await asyncio.sleep(0.2)
+                    pass
+                await asyncio.sleep(0.2)
             stalled = socket.create_connection(("127.0.0.1", port))
             stalled.sendall(b"GET /stream/sigterm-stalled.mp3 HTTP/1.1\r\nHost: x\r\n\r\n")
             async with client.get(f"{base}/stream/sigterm-reader.mp3") as resp:

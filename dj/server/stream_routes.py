@@ -80,11 +80,12 @@ async def stream(request: web.Request) -> web.StreamResponse:
     icy = request.headers.get("Icy-MetaData", "").strip() == "1"
 
     existing = station.sessions.get(listener_id)
-    resuming = existing is not None and not existing.closed and (
-        persona is None or persona == existing.persona
+    resumed = (
+        existing
+        if existing is not None and not existing.closed and persona in (None, existing.persona)
+        else None
     )
-    shown = existing.persona if resuming and existing else station.persona_for(
-        listener_id, persona)[0]
+    shown = resumed.persona if resumed else station.persona_for(listener_id, persona)[0]
     headers = _headers(request, listener_id, shown, icy)
     if request.method == "HEAD":
         return web.Response(headers=headers)
@@ -97,7 +98,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     if request.transport is None or request.transport.is_closing():
         return response
     loop = asyncio.get_running_loop()
-    session = existing if resuming else None
+    session = resumed
     conn: Connection | None = None
     try:
         if session is None:
@@ -131,7 +132,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
         request.app[CONNECTIONS].discard(asyncio.current_task())
         if session is not None:
             if conn is None:
-                if not resuming:
+                if resumed is None:
                     station.release(session)  # opened for a client that was already gone
             elif station.sessions.detach(session, conn, loop.time()):
                 station.release(session)

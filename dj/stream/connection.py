@@ -69,6 +69,14 @@ class Connection:
         if self._framer is not None and self.session.now.title is not None:
             self._framer.set_title(self.session.now.title)
 
+    def _listening(self, now: float) -> bool:
+        """Read the ear; False (and the connection ends) once the client has stalled."""
+        self._tick(now)
+        if self.ear.stalled(now, self._stall_s):
+            self.ended = "stalled"
+            return False
+        return True
+
     def _owned(self) -> bool:
         return self.session.owner is self and not self.session.closed and not self._stopping
 
@@ -91,9 +99,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         while self._owned():
             now = loop.time()
-            self._tick(now)
-            if self.ear.stalled(now, self._stall_s):
-                self.ended = "stalled"
+            if not self._listening(now):
                 return False
             ahead = self.ear.sent_s - (self.ear.start_s + self.ear.elapsed(now))
             if self.ear.t_first is None or ahead + duration_s <= self._burst_s:
@@ -114,8 +120,9 @@ class Connection:
                     write.result()  # raises if the client went away
                     return True
                 now = loop.time()
-                self._tick(now)
-                if self.ear.stalled(now, self._stall_s) or now - started > self._stall_s:
+                if not self._listening(now):
+                    return False
+                if now - started > self._stall_s:
                     self.ended = "stalled"
                     return False
                 if self._stopping:
@@ -153,11 +160,8 @@ class Connection:
                     break
                 self.ear.wrote(len(data), start_s, chunk.end_s, loop.time())
                 self._seq += 1
-                if not self.paced:
-                    self._tick(loop.time())
-                    if self.ear.stalled(loop.time(), self._stall_s):
-                        self.ended = "stalled"
-                        break
+                if not self._listening(loop.time()):
+                    break
         except (ConnectionError, RuntimeError) as exc:
             # the client went away (aiohttp raises ClientConnectionResetError, a
             # ConnectionResetError) or the session was closed under us

@@ -67,7 +67,6 @@ class Station:
         # picks and speech for the next item: never in the render pool's way
         self.prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-prepare")
         self.writer = Writer(self.count_failure)
-        self.io_pool = self.writer.pool
         self.sessions = SessionRegistry(config.stream.resume_window_s)
         self.events = HeardEvents(
             catalog_track=catalog.track,
