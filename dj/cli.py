@@ -34,6 +34,22 @@ def _open_catalog(config: Config):
     return Catalog(store, config.media_dir)
 
 
+def _make_bodies(config: Config, catalog, quiet: bool = False) -> None:
+    """Master and encode every track's body once (the spliced path shares them); made bodies
+    stay in the cache dir, so this is quick after the first time."""
+    if config.stream.path != "spliced":
+        return
+    from dj.audio.bodies import BodyStore
+    from dj.program.programme import track_cue
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  track bodies: {done}/{total}", end="" if done < total else "\n", flush=True)
+
+    cues = [track_cue(t) for t in catalog.tracks()]
+    if cues:
+        BodyStore.for_config(config).warm_all(cues, progress=None if quiet else progress)
+
+
 def _serve(config: Config, banner: list[str]) -> int:
     from aiohttp import web
 
@@ -72,6 +88,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = _config(args)
     catalog = _open_catalog(config)
     summary = build_demo(config, catalog, progress=True)
+    _make_bodies(config, catalog)
     print(f"{summary.describe()}\n  data dir: {config.data_dir}", flush=True)
     banner = ["", "  Artist API tokens (show once; Authorization: Bearer <token>):"]
     for artist in catalog.artists():
@@ -105,6 +122,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         default_deals=default_deals,
     )
     print(report.format_table())
+    _make_bodies(config, catalog, quiet=args.quiet)
     return 0
 
 

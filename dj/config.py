@@ -50,6 +50,9 @@ class AudioConfig:
     intro_ride_db: float = 6.0  # most a quiet intro is lifted at a transition; 0 turns it off
 
 
+STREAM_PATHS = ("spliced", "full")
+
+
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
     station_name: str = "dj"
@@ -64,6 +67,10 @@ class StreamConfig:
     # audio an unknown player holds before it starts playing; browsers and VLC, known by their
     # User-Agent, have their own (dj.stream.ear.PLAYER_BUFFER_S)
     player_buffer_s: float = 1.0
+    # "spliced": shared pre-encoded track bodies with per-listener transitions (dj.audio.splice);
+    # "full": every listener's whole stream rendered and encoded for them (the fallback)
+    path: str = "spliced"
+    body_cache_mb: int = 256  # encoded track bodies held in memory (all listeners share them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +208,9 @@ def load_config(
     _merge(raw, _env_overrides(os.environ if env is None else env))
     _merge(raw, {k: v for k, v in overrides.items() if v is not None})
     config = _build(Config, raw, "", problems)
+    if config.stream.path not in STREAM_PATHS:
+        problems.append(f"stream.path: {config.stream.path!r} is not one of "
+                        + ", ".join(STREAM_PATHS))
     if problems:
         raise ConfigError(problems)
     return config

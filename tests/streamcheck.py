@@ -50,6 +50,17 @@ def decode_mp3(data: bytes, rate: int = 22_050) -> Decoded:
     return Decoded(proc.returncode, proc.stderr.decode(errors="replace"), pcm, rate)
 
 
+def decode_mp3_exact(data: bytes) -> Decoded:
+    """Decode to float32 stereo at 44.1 kHz with no conversion (``pcm`` is ``(2, n)``)."""
+    proc = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-xerror", "-v", "error",
+         "-f", "mp3", "-i", "pipe:0", "-f", "f32le", "-ac", "2", "pipe:1"],
+        input=data, capture_output=True, check=False,
+    )
+    pcm = np.frombuffer(proc.stdout, dtype="<f4").reshape(-1, 2).T
+    return Decoded(proc.returncode, proc.stderr.decode(errors="replace"), pcm, 44_100)
+
+
 def longest_silence_s(
     pcm: np.ndarray, rate: int, threshold_dbfs: float = -50.0, window_s: float = 0.05
 ) -> float:

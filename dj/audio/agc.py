@@ -70,11 +70,12 @@ class LevelRider:
         """The gain at the end of the last block."""
         return self._gain
 
-    def process(self, block: np.ndarray) -> np.ndarray:
-        """Ride ``block`` (channels, n) toward the target."""
+    def gains_db(self, block: np.ndarray) -> np.ndarray:
+        """The per-sample gain in dB that :meth:`process` applies to ``block`` (channels, n); it
+        advances the state just as :meth:`process` does. Zeros when off."""
         n = block.shape[1]
         if not self.enabled or n == 0:
-            return block
+            return np.zeros(n)
         y = block.astype(np.float64)
         for i, (b, a) in enumerate(self._k):
             y, self._k_state[i] = lfilter(b, a, y, axis=1, zi=self._k_state[i])
@@ -86,4 +87,10 @@ class LevelRider:
         wanted = np.clip(self.target_lufs - loudness, -self.range_db, self.range_db)
         gain_db, self._smooth_zi = lfilter(*self._smooth, wanted, zi=self._smooth_zi)
         self._gain = float(gain_db[-1])
-        return (block * np.power(10.0, gain_db / 20.0)).astype(np.float32)
+        return gain_db
+
+    def process(self, block: np.ndarray) -> np.ndarray:
+        """Ride ``block`` (channels, n) toward the target."""
+        if not self.enabled or block.shape[1] == 0:
+            return block
+        return (block * np.power(10.0, self.gains_db(block) / 20.0)).astype(np.float32)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from pedalboard.io import AudioFile
+from pedalboard.io import AudioFile, WriteableAudioFileFlag
 
 from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE
 
@@ -121,6 +121,51 @@ def clean_start(data: bytes) -> int:
     return first_sync
 
 
+FRAME_SAMPLES = 1152  # samples per MPEG-1 Layer III frame: the grid every splice joins on
+# every frame's audio is in the frame itself (main_data_begin = 0), so frames from different
+# encodes can be joined, and a stream can be picked up at any frame
+NO_RESERVOIR = {WriteableAudioFileFlag.Mp3EnableBitReservoir: False}
+
+
+def _is_tag_frame(frame: bytes) -> bool:
+    """A Xing/Info/LAME header frame (it describes a file; inside a stream it is a bogus frame)."""
+    return b"Xing" in frame[:64] or b"Info" in frame[:64]
+
+
+def frame_offsets(data: bytes) -> np.ndarray:
+    """Byte offsets of the consecutive frames of ``data`` (which starts on a frame), with the
+    end offset last: frame ``i`` is ``data[offsets[i]:offsets[i + 1]]``."""
+    out = [0]
+    at = 0
+    while at < len(data):
+        n = _frame_len(data, at)
+        if not n or at + n > len(data):
+            break
+        at += n
+        out.append(at)
+    return np.asarray(out, dtype=np.int64)
+
+
+def encode_frames(
+    pcm: np.ndarray, bitrate_kbps: int = 128, sample_rate: int = HOUSE_SAMPLE_RATE
+) -> tuple[bytes, np.ndarray]:
+    """Encode ``pcm`` (2, n) in one piece without the bit reservoir, as frames with their offsets
+    (:func:`frame_offsets`); the tag frame is left out. Frame ``i`` holds the audio of samples
+    from ``i * FRAME_SAMPLES`` on, less the encoder's fixed delay, so frames ``i`` of two encodes
+    of the same grid line up."""
+    sink = io.BytesIO()
+    with AudioFile(
+        sink, "w", sample_rate, HOUSE_CHANNELS, format="mp3", quality=bitrate_kbps,
+        codec_options=NO_RESERVOIR,
+    ) as writer:
+        writer.write(np.ascontiguousarray(pcm, dtype=np.float32))
+    data = sink.getvalue()
+    first = _frame_len(data, 0)
+    if first and _is_tag_frame(data[:first]):
+        data = data[first:]
+    return data, frame_offsets(data)
+
+
 class Mp3Encoder:
     """CBR MP3 at ``bitrate_kbps`` from house-format blocks."""
 
@@ -133,7 +178,8 @@ class Mp3Encoder:
         self.bitrate_kbps = bitrate_kbps
         self._sink = _DrainableSink()
         self._writer = AudioFile(
-            self._sink, "w", sample_rate, channels, format="mp3", quality=bitrate_kbps
+            self._sink, "w", sample_rate, channels, format="mp3", quality=bitrate_kbps,
+            codec_options=NO_RESERVOIR,
         )
         self._closed = False
         self._started = False

@@ -54,3 +54,13 @@ class Marker:
     key: str
     value: float | str | None = None
     play: str = ""  # the item's play id, on track_start, track_end and track_cut
+
+
+# markers at the same frame come out in this order (an end before the next start)
+MARKER_ORDER = {
+    k: i
+    for i, k in enumerate(
+        ("skipped", "dead_air", "voice_end", "track_cut", "track_end", "track_start",
+         "voice_dropped", "voice_start")
+    )
+}

@@ -63,7 +63,7 @@ from dj.audio.dsp import (
     place_voice,
 )
 from dj.audio.master import MasterChain
-from dj.audio.plan import Item, Marker
+from dj.audio.plan import MARKER_ORDER, Item, Marker
 from dj.audio.transition import (
     ENTRY_S,
     complementary_fade_in,
@@ -80,22 +80,6 @@ SKIP_FADE_S = 0.5  # short, so a skip is heard at once (the crossfade is for pla
 VOICE_GAP_S = 0.4  # between two voice lines that would otherwise overlap
 DEAD_AIR_MARGIN_S = 0.25  # cut this long before the dead-air limit is reached
 MAX_ATTEMPTS_PER_BLOCK = 16  # bad items passed over in one block before giving the block up
-# markers at the same frame come out in this order, whatever the block size
-_KIND_ORDER = {
-    k: i
-    for i, k in enumerate(
-        (
-            "skipped",
-            "dead_air",
-            "voice_end",
-            "track_cut",
-            "track_end",
-            "track_start",
-            "voice_dropped",
-            "voice_start",
-        )
-    )
-}
 
 
 @dataclass(slots=True)
@@ -327,7 +311,7 @@ class Renderer:
         self, frame: int, kind: str, key: str, value: float | str | None = None, play: str = ""
     ) -> None:
         self._markers.append(Marker(frame, kind, key, value, play))
-        self._markers.sort(key=lambda m: (m.frame, _KIND_ORDER.get(m.kind, 99)))
+        self._markers.sort(key=lambda m: (m.frame, MARKER_ORDER.get(m.kind, 99)))
 
     def _fetch(self, at: int) -> _Deck | None:
         """Ask for items until one opens (bad ones are reported and passed over)."""

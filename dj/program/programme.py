@@ -227,6 +227,11 @@ class Programme:
                 )
             self._renarrate = False
 
+    def prepared_tracks(self) -> list[TrackCue]:
+        """The track prepared to air next (none when nothing is ready)."""
+        with self._lock:
+            return [] if self._prepared is None else [self._prepared.item.track]
+
     # -- the renderer's side ---------------------------------------------------------------
     def next_item(self) -> Item | None:
         """The next item to air. The licence is checked again here: a deal can end while queued."""

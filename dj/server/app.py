@@ -202,6 +202,10 @@ def create_app(
         for task in list(app[CONNECTIONS]):
             task.cancel()
 
+    async def warm_bodies(app: web.Application) -> None:
+        station.warm_bodies()
+
+    app.on_startup.append(warm_bodies)
     app.on_shutdown.append(stop_streams)
     app.cleanup_ctx.append(release_left_sessions)
     app.cleanup_ctx.append(

@@ -1,6 +1,6 @@
-"""One listener's programme on air: a renderer and one MP3 encoder (no gaps between tracks), the
-chunks sent but not yet heard (so a reconnection resumes where the ear was), the markers waiting
-for the ear, and what the listener hears now.
+"""One listener's programme on air: its audio source (dj.audio.source: spliced or fully rendered,
+one continuous MP3 stream either way), the chunks sent but not yet heard (so a reconnection
+resumes where the ear was), the markers waiting for the ear, and what the listener hears now.
 
 A session outlives its connections: another device takes it over, a reconnection within the
 resume window picks it up at the heard position, and it is released only when the listener has
@@ -18,14 +18,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from dj.audio.encode import Mp3Encoder
-from dj.audio.plan import Marker
-from dj.audio.render import Renderer
+from dj.audio.plan import Item, Marker
+from dj.audio.source import Source
 from dj.catalog import Listener, Track
 from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.program import Programme
 
 logger = logging.getLogger(__name__)
+
+# (next item, voice source, the source that failed or None) -> a source
+SourceFactory = Callable[[Callable[[], Item | None], Callable[[str], object], Source | None],
+                         Source]
 
 REPLAY_MAX_S = 30.0  # sent audio kept for a resume; more than any client's buffer
 HISTORY_KEPT = 20  # tracks heard, for the player
@@ -84,6 +87,7 @@ class Session:
         programme: Programme,
         config: Config,
         voice_source: Callable[[str], object],
+        make_source: SourceFactory,
         on_failure: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self.id = uuid.uuid4().hex
@@ -93,13 +97,13 @@ class Session:
         self.arm = arm
         self.programme = programme
         self.config = config
-        self.block_frames = int(config.audio.block_s * HOUSE_SAMPLE_RATE)
         self._revoked_keys: set[str] = set()
         self._voice_source = voice_source
-        self.renderer = Renderer(config.audio, programme.next_item, self._voice)
+        # makes the source (again, after a fault: then it is given the one that failed)
+        self._make_source = make_source
+        self.source: Source = make_source(programme.next_item, self._voice, None)
         self.on_failure = on_failure
         self._frame_base = 0
-        self.encoder = Mp3Encoder(config.audio.bitrate_kbps)
         self.now = NowPlaying()
         self.started_at = datetime.now(UTC)
         self.rendered_s = 0.0
@@ -129,28 +133,28 @@ class Session:
                 raise RuntimeError("session is closed")
             extra: list[Marker] = []
             try:
-                audio, markers = self.renderer.render(self.block_frames)
+                data, samples, markers = self.source.render()
             except Exception:
                 # a fault in the mix must not end the listener's stream: close the plays on air
-                # and start a fresh renderer on the next item (the encoder carries on, no gap)
+                # and start a fresh source on the next item
                 logger.exception("renderer failed for %s; restarting it", self.listener.id)
                 self.on_failure("renderer")
-                # the cut is at the new renderer's frame 0
-                extra = [dataclasses.replace(m, frame=0) for m in self.renderer.abandon()]
-                self._frame_base += self.renderer.frames_rendered
-                self.renderer = Renderer(self.config.audio, self.programme.next_item, self._voice)
-                audio, markers = self.renderer.render(self.block_frames)
+                # the cut is at the new source's frame 0
+                extra = [dataclasses.replace(m, frame=0) for m in self.source.abandon()]
+                self._frame_base += self.source.frames_rendered
+                self.source = self._make_source(self.programme.next_item, self._voice,
+                                                self.source)
+                data, samples, markers = self.source.render()
             if self._frame_base or extra:  # markers count frames of the whole session
                 markers = [
                     dataclasses.replace(m, frame=m.frame + self._frame_base)
                     for m in [*extra, *markers]
                 ]
-            data = self.encoder.encode(audio)
             chunk = Chunk(
                 self._next_seq,
                 data,
                 self.rendered_s,
-                audio.shape[1] / HOUSE_SAMPLE_RATE,
+                samples / HOUSE_SAMPLE_RATE,
                 tuple(markers),
             )
             self._next_seq += 1
@@ -204,8 +208,8 @@ class Session:
         if track is None or play is None:
             return None
         self.skipped_plays.add(play)
-        if self.renderer.current_play in (play, None):
-            self.renderer.skip()
+        if self.source.current_play in (play, None):
+            self.source.skip()
         return track
 
     def revoke_voice(self, line_id: str) -> None:
@@ -215,19 +219,18 @@ class Session:
             if utt.line_id == line_id:
                 self._revoked_keys.add(utt.key)
         for key in self._revoked_keys:
-            self.renderer.cancel_voice(key)
+            self.source.cancel_voice(key)
         if self.now.speaking and self.now.voice_line == line_id:
             self.now.speaking = False
 
     def close(self) -> bytes:
-        """Release the renderer's files and the encoder (blocking; waits for a block)."""
+        """Release the source's files and encoder (blocking; waits for a block)."""
         self.closed = True
         with self._render_lock:
-            self.renderer.close()
             self._replay.clear()
             self._pending.clear()
             try:
-                return self.encoder.close()
+                return self.source.close()
             except Exception:  # the client is gone; nothing more to send
                 return b""
 

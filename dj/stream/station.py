@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
+from dj.audio.bodies import BodyStore
+from dj.audio.encode import FRAME_SAMPLES
+from dj.audio.source import FullSource, Source
+from dj.audio.splice import SplicedPlayer
 from dj.catalog import Catalog, Listener
-from dj.config import Config
+from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.experiments import Experiments
 from dj.ledger import Ledger
 from dj.program import Programme, RadioRules
+from dj.program.programme import track_cue
 from dj.stream.credit import HeardEvents
 from dj.stream.registry import SessionRegistry
 from dj.stream.session import Chunk, Session
@@ -68,6 +74,10 @@ class Station:
         self.prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-prepare")
         self.writer = Writer(self.count_failure)
         self.sessions = SessionRegistry(config.stream.resume_window_s)
+        self.bodies = BodyStore.for_config(config)
+        # bodies are made one at a time, out of the render pool's and the prepare pool's way
+        self.body_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-bodies")
+        self._closing = threading.Event()
         self.events = HeardEvents(
             catalog_track=catalog.track,
             plays=LedgerPlays(ledger, catalog, recommender, self.writer),
@@ -80,6 +90,19 @@ class Station:
         )
         if narrator is not None:
             narrator.on_revoke(self._line_revoked)
+
+    def make_source(self, next_item, voice_source, failed: Source | None) -> Source:
+        """A session's audio source, on the configured path (after a fault, a fresh one; the
+        full path keeps its encoder so the stream has no gap)."""
+        audio = self.config.audio
+        if self.config.stream.path == "spliced":
+            frames = max(1, round(audio.block_s * HOUSE_SAMPLE_RATE / FRAME_SAMPLES))
+            return SplicedPlayer(audio, next_item, voice_source, self.bodies, block_frames=frames)
+        return FullSource(
+            audio, next_item, voice_source,
+            block_frames=int(audio.block_s * HOUSE_SAMPLE_RATE),
+            encoder=failed.encoder if isinstance(failed, FullSource) else None,
+        )
 
     def count_failure(self, kind: str) -> None:
         self.failures[kind] += 1
@@ -153,6 +176,7 @@ class Station:
                 if narrator is not None
                 else (lambda key: None)
             ),
+            make_source=self.make_source,
             on_failure=self.count_failure,
         )
         try:
@@ -189,6 +213,21 @@ class Station:
         except Exception:
             logger.exception("preparing the next item for %s failed", session.listener.id)
             self.count_failure("programme")
+        if self.config.stream.path == "spliced":
+            self._warm_bodies(session)
+
+    def _warm_bodies(self, session: Session) -> None:
+        """Have the body of the track prepared next made, so the render thread need not wait."""
+        cues = session.programme.prepared_tracks()
+        if cues:
+            self.body_pool.submit(self.bodies.warm_all, cues, stop=self._closing)
+
+    def warm_bodies(self) -> None:
+        """Make every catalog track's body that is not on disk yet, in the background."""
+        if self.config.stream.path != "spliced":
+            return
+        cues = [track_cue(t) for t in self.catalog.tracks()]
+        self.body_pool.submit(self.bodies.warm_all, cues, stop=self._closing)
 
     # -- releasing ----------------------------------------------------------------------------
     def release(self, session: Session, outcome: str = "left") -> None:
@@ -232,6 +271,8 @@ class Station:
             session.owner = None
             self.events.end_all(session, "left")
             session.close()
+        self._closing.set()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.prepare_pool.shutdown(wait=True, cancel_futures=True)
+        self.body_pool.shutdown(wait=True, cancel_futures=True)
         self.writer.shutdown()

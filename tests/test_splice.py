@@ -1,0 +1,159 @@
+"""The spliced stream against the same programme encoded in one piece: every join (body to
+window, window to body, a window re-rendered for a skip or a revoked line) decodes to the same
+samples within the codec's own error. Real demo tracks, real encodes, ffmpeg decodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dj.audio.bodies import BodyStore
+from dj.audio.decode import HouseReader
+from dj.audio.encode import FRAME_SAMPLES as F
+from dj.audio.encode import encode_frames, frame_offsets
+from dj.audio.mastering import ceiling_db, limit_window
+from dj.audio.plan import Item, VoiceCue
+from dj.audio.segments import POST_ROLL, PRE_ROLL, Placement
+from dj.audio.splice import SplicedPlayer
+from dj.audio.window import mix_window
+from dj.program.programme import track_cue
+from tests.streamcheck import decode_mp3_exact as decode_mp3
+
+SR = 44_100
+ENCODER_DELAY = 1105  # samples from the first input sample to its place in ffmpeg's output
+
+
+def _voice(seconds: float, f0: float) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    tone = 0.25 * np.sin(2 * np.pi * f0 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 3 * t))
+    return np.stack([tone, tone]).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def bodies(demo_config, demo_catalog, tmp_path_factory):
+    return BodyStore(tmp_path_factory.mktemp("bodies"), demo_config.audio, 256 << 20)
+
+
+def _items(catalog, n: int, voiced: set[int]) -> list[Item]:
+    tracks = sorted(catalog.tracks(), key=lambda t: t.id)[:n]
+    return [
+        Item(track_cue(t), 4.0, VoiceCue(f"line-{i}", 12.0) if i in voiced else None,
+             play_id=f"play-{i}")
+        for i, t in enumerate(tracks)
+    ]
+
+
+def _play(player: SplicedPlayer, blocks: int, actions: dict[int, callable]) -> tuple[bytes, list]:
+    data, markers = [], []
+    for i in range(blocks):
+        if i in actions:
+            actions[i]()
+        chunk, _, found = player.render()
+        data.append(chunk)
+        markers.extend(found)
+    return b"".join(data), markers
+
+
+def _reference(journal, store_bodies, voices, config) -> np.ndarray:
+    """The samples the spliced stream was made from, end to end."""
+    edge = int(round(0.005 * SR))
+    ceiling = ceiling_db(config.audio)
+    parts, mixes = [], {}
+    for lo, hi, src in journal:
+        if isinstance(src, Placement):
+            body = store_bodies[src.side.key]
+            with HouseReader(body.path) as reader:
+                parts.append(body.samples(reader, lo * F - src.origin, (hi - lo) * F))
+            continue
+        a = (src.first - PRE_ROLL) * F
+        if id(src) not in mixes:
+            b = (src.window.end + POST_ROLL) * F
+            mix = mix_window(src.window, a, b, store_bodies, voices, edge)
+            mixes[id(src)] = limit_window(mix, ceiling, SR)
+        parts.append(mixes[id(src)][:, lo * F - a : hi * F - a])
+    return np.concatenate(parts, axis=1)
+
+
+def _joins(journal) -> list[int]:
+    return [lo for (lo, _, src), (_, _, prev) in zip(journal[1:], journal, strict=False)
+            if src is not prev]
+
+
+def test_every_join_decodes_like_the_programme_encoded_in_one_piece(
+    demo_config, demo_catalog, bodies
+):
+    items = _items(demo_catalog, 6, voiced={1, 3, 4})
+    queue = list(items)
+    voices = {"line-1": _voice(3.0, 220.0), "line-3": _voice(6.0, 180.0),
+              "line-4": _voice(2.0, 300.0)}
+    player = SplicedPlayer(demo_config.audio, lambda: queue.pop(0) if queue else None,
+                           voices.get, bodies, block_frames=19)
+    player.journal = []
+    data, markers = [], []
+    done: list[str] = []
+
+    def step() -> None:
+        chunk, _, found = player.render()
+        data.append(chunk)
+        markers.extend(found)
+
+    def window_live(voice: str | None = None) -> bool:
+        wf = player._window
+        if wf is None or player._frame >= wf.window.end - 4:
+            return False
+        if voice is None:
+            return len(wf.window.decks) == 2 and not wf.window.voices
+        return any(v.key == voice and v.start < player._frame * F < v.end - F * 20
+                   for v in wf.window.voices)
+
+    for i in range(2000):
+        if i == 40:
+            player.skip()  # a skip in a body
+            done.append("skip in a body")
+        elif "skip in a window" not in done and i > 60 and window_live():
+            player.skip()  # a skip while a crossfade is under way
+            done.append("skip in a window")
+        elif "revoke" not in done and window_live("line-3"):
+            player.cancel_voice("line-3")  # an artist revokes the line as it is spoken
+            done.append("revoke")
+        step()
+        if not queue and player._window is None and player._upcoming is None and i > 100:
+            break
+    data = b"".join(data)
+    assert done == ["skip in a body", "skip in a window", "revoke"]
+    assert any(m.kind == "voice_end" and m.key == "line-3" for m in markers)
+
+    pcm = _reference(player.journal, player._in_play | {i.track.key: bodies.get(i.track)
+                                                         for i in items}, voices, demo_config)
+    spliced = decode_mp3(data)
+    assert spliced.returncode == 0, spliced.stderr
+    ref_data, _ = encode_frames(pcm)
+    whole = decode_mp3(ref_data)
+    n = min(spliced.pcm.shape[1], whole.pcm.shape[1], pcm.shape[1] + ENCODER_DELAY)
+    joins = _joins(player.journal)
+    assert len(joins) >= 6
+    worst = []
+    for j in joins:
+        lo, hi = j * F + ENCODER_DELAY - 2 * F, j * F + ENCODER_DELAY + 2 * F
+        if hi > n:
+            continue
+        join_err = np.max(np.abs(spliced.pcm[:, lo:hi] - whole.pcm[:, lo:hi]))
+        source = pcm[:, lo - ENCODER_DELAY : hi - ENCODER_DELAY]
+        codec_err = np.max(np.abs(whole.pcm[:, lo:hi] - source))
+        worst.append((j, float(join_err), float(codec_err)))
+    assert worst and all(je <= ce for _, je, ce in worst), worst
+
+
+def test_no_tag_frame_and_every_frame_stands_alone(demo_config, demo_catalog, bodies):
+    items = _items(demo_catalog, 2, voiced=set())
+    queue = list(items)
+    player = SplicedPlayer(demo_config.audio, lambda: queue.pop(0) if queue else None,
+                           lambda key: None, bodies, block_frames=19)
+    data, _ = _play(player, 60, {})
+    offsets = frame_offsets(data)
+    assert offsets[-1] == len(data)  # whole frames only, nothing between them
+    for a, b in zip(offsets[:-1], offsets[1:], strict=True):
+        frame = data[a:b]
+        assert b"Xing" not in frame[:64] and b"Info" not in frame[:64]
+        side = 4 + (0 if frame[1] & 1 else 2)
+        assert ((frame[side] << 1) | (frame[side + 1] >> 7)) == 0  # main_data_begin
