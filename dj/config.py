@@ -71,6 +71,7 @@ class StreamConfig:
     # "full": every listener's whole stream rendered and encoded for them (the fallback)
     path: str = "spliced"
     body_cache_mb: int = 256  # encoded track bodies held in memory (all listeners share them)
+    window_cache_mb: int = 64  # rendered transition pieces shared by listeners who get the same
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,9 @@ class Source(Protocol):
     @property
     def current_play(self) -> str | None: ...  # the play audible at the render head
 
+    @property
+    def cheap(self) -> bool: ...  # the next render is a copy of shared frames (no DSP)
+
     def render(self) -> tuple[bytes, int, list[Marker]]: ...  # (MP3, samples, markers)
 
     def skip(self) -> None: ...
@@ -60,6 +63,8 @@ class FullSource:
     @property
     def current_play(self) -> str | None:
         return self.renderer.current_play
+
+    cheap = False  # every block is mixed and encoded
 
     def render(self) -> tuple[bytes, int, list[Marker]]:
         audio, markers = self.renderer.render(self.block_frames)

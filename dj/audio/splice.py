@@ -39,7 +39,7 @@ from dj.audio.segments import (
     plan_start,
 )
 from dj.audio.transition import fade_length
-from dj.audio.window import WindowFrames, render_window
+from dj.audio.window import PieceCache, WindowFrames
 from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE, AudioConfig
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,7 @@ class SplicedPlayer:
         bodies: BodyStore,
         *,
         block_frames: int,
+        pieces: PieceCache | None = None,
         sample_rate: int = HOUSE_SAMPLE_RATE,
     ) -> None:
         self.config = config
@@ -86,11 +87,13 @@ class SplicedPlayer:
         self._next_item = next_item
         self._voice_source = voice_source
         self._store = bodies
+        self._pieces = pieces
         self._ceiling = ceiling_db(config)
         self._frame = 0  # next listener frame to hand out
         self._body: Placement | None = None  # the track playing its body between windows
         self._window: WindowFrames | None = None
         self._upcoming: tuple[Window, _Next] | None = None
+        self._ready: WindowFrames | None = None  # the upcoming window, its start rendered
         self._in_play: dict[str, Body] = {}
         self._voices: dict[str, np.ndarray] = {}
         self._markers: list[Marker] = []  # what happened (a track passed over, a line dropped)
@@ -113,6 +116,20 @@ class SplicedPlayer:
         decks = self._audible()
         return decks[-1].side.play_id if decks else None
 
+    @property
+    def cheap(self) -> bool:
+        """True when the next block is body frames alone: nothing to fetch, plan, mix or
+        encode, so it can be handed out without a trip to a render thread."""
+        if self._skip or self._cancelled or self._window is not None:
+            return False
+        deck = self._body
+        if deck is None:
+            return False
+        end = self._frame + self.block_frames
+        if self._upcoming is not None:
+            return end <= self._upcoming[0].start
+        lead = self._lookahead(deck) + self.block_frames * FRAME
+        return deck.natural_end - end * FRAME > lead
     def skip(self) -> None:
         self._skip = True
 
@@ -132,6 +149,7 @@ class SplicedPlayer:
     def close(self) -> bytes:
         self._window = None
         self._upcoming = None
+        self._ready = None
         self._body = None
         self._in_play.clear()
         self._voices.clear()
@@ -166,7 +184,11 @@ class SplicedPlayer:
             w = wf.window
             if self._frame < w.end:
                 hi = min(w.end, self._frame + n)
-                data = wf.frame_bytes(self._frame, hi)
+                try:
+                    data = wf.frame_bytes(self._frame, hi)
+                except Exception as exc:
+                    self._window_failed(exc)
+                    return b""
                 if self.journal is not None:
                     self.journal.append((self._frame, hi, wf))
                 self._frame = hi
@@ -225,6 +247,16 @@ class SplicedPlayer:
         window = plan_crossfade(deck, nxt.side, nxt.crossfade_s, nxt.voice, self.rules,
                                 not_before=self._frame, previous_voice_end=self._last_voice_end)
         self._upcoming = (window, nxt)
+        # its first piece is rendered now, seconds before it is due: a burst of transitions
+        # (many listeners who tuned in together) then never holds up a stream
+        frames = self._frames(window, window.start, {nxt.side.key: nxt.body},
+                              {nxt.voice.key: nxt.audio} if nxt.voice and nxt.audio is not None
+                              else {})
+        try:
+            frames.prepare()
+        except Exception:  # it fails again when due, and is handled there
+            logger.debug("transition could not be rendered ahead", exc_info=True)
+        self._ready = frames
 
     def _recheck_voice(self, window: Window, nxt: _Next, deck: Placement) -> Window:
         """Consent is checked again as the window is rendered: a line no longer allowed is
@@ -247,28 +279,41 @@ class SplicedPlayer:
             self._in_play[nxt.side.key] = nxt.body
             if nxt.voice is not None and nxt.audio is not None:
                 self._voices[nxt.voice.key] = nxt.audio
-        try:
-            frames = render_window(
-                window, first, self._in_play, self._voices, edge=self.rules.edge,
-                ceiling_db=self._ceiling, bitrate_kbps=self.config.bitrate_kbps,
-                sample_rate=self.sr,
-            )
-        except Exception as exc:  # a track file gone since its body was made
-            logger.warning("transition at frame %d could not be rendered: %s", first, exc)
-            key = nxt.side.key if nxt is not None else ""
-            self._ahead = []
-            self._markers.append(Marker(first * FRAME, "skipped", key, f"unreadable: {exc}"))
-            for d in self._audible():
-                self._markers.append(Marker(first * FRAME, "track_end", d.side.key,
-                                            round((first * FRAME - d.origin) / self.sr, 4),
-                                            d.side.play_id))
-            self._window, self._body, self._upcoming = None, None, None
-            self._in_play.clear()
-            return
+        ready = self._ready
+        self._ready = None
+        if ready is not None and ready.window is window and ready.first == first:
+            frames = ready
+        else:
+            frames = self._frames(window, first)
         self._ahead = [m for m in window.markers if m.frame >= first * FRAME]
         self._window = frames
         for v in window.voices:
             self._last_voice_end = max(self._last_voice_end, v.end)
+
+    def _frames(self, window: Window, first: int, bodies=None, voices=None) -> WindowFrames:
+        return WindowFrames(
+            window, first, {**self._in_play, **(bodies or {})},
+            {**self._voices, **(voices or {})}, edge=self.rules.edge, ceiling_db=self._ceiling,
+            bitrate_kbps=self.config.bitrate_kbps, sample_rate=self.sr, cache=self._pieces,
+        )
+
+    def _window_failed(self, exc: Exception) -> None:
+        """A window that cannot be rendered (a track file gone since its body was made): what
+        was on air ends here, and the next item starts from silence."""
+        at = self._frame * FRAME
+        logger.warning("transition at frame %d could not be rendered: %s", self._frame, exc)
+        wf = self._window
+        decks = wf.window.decks if wf is not None else ()
+        self._ahead = []
+        for d in decks:
+            if d.origin <= at < d.end:
+                self._markers.append(Marker(at, "track_end", d.side.key,
+                                            round((at - d.origin) / self.sr, 4), d.side.play_id))
+            elif d.origin > at:
+                self._markers.append(Marker(at, "skipped", d.side.key, f"unreadable: {exc}"))
+        self._window, self._body, self._upcoming = None, None, None
+        self._in_play.clear()
+        self._voices.clear()
 
     # -- controls -----------------------------------------------------------------------
     def _controls(self) -> None:

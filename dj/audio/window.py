@@ -10,7 +10,10 @@ last; those extra frames are dropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -22,21 +25,6 @@ from dj.audio.encode import encode_frames
 from dj.audio.mastering import limit_window
 from dj.audio.segments import POST_ROLL, PRE_ROLL, Window
 from dj.config import HOUSE_SAMPLE_RATE
-
-
-class WindowFrames:
-    """A rendered window's kept frames, from listener frame ``first`` to the window's end."""
-
-    def __init__(self, window: Window, first: int, data: bytes, offsets: np.ndarray) -> None:
-        self.window = window
-        self.first = first
-        self.data = data
-        self.offsets = offsets
-
-    def frame_bytes(self, lo: int, hi: int) -> bytes:
-        """Listener frames ``[lo, hi)`` (within the window)."""
-        a, b = lo - self.first, hi - self.first
-        return self.data[self.offsets[a] : self.offsets[b]]
 
 
 def mix_window(
@@ -83,9 +71,121 @@ def mix_window(
     return mix
 
 
-def render_window(
+PIECE_FRAMES = 38  # a window is rendered this many frames at a time (about 1 s), as needed
+INFLIGHT_WAIT_S = 5.0  # longest wait for another listener's render of the same piece
+# the limiter sees this much more mix on each side of a piece than is encoded, so its gain at a
+# piece's edges is what it is in the whole window (its release recovers 12 dB over this span)
+LIMIT_CONTEXT = 12
+
+
+def _shape_id(shape) -> bytes:
+    return b"" if shape is None else hashlib.sha1(np.asarray(shape[1]).tobytes()).digest()
+
+
+def signature(window: Window, first: int, bodies: Mapping[str, Body]) -> tuple:
+    """Everything that decides a window's audio from listener frame ``first`` on, relative to
+    it: two listeners whose windows have the same signature get the same frames."""
+    base = first * FRAME
+    decks = tuple(
+        (d.side.key, bodies[d.side.key].usable, bodies[d.side.key].in_frame, d.origin - base,
+         d.fade_in, _shape_id(d.shape), tuple((s - base, n) for s, n in d.fade_outs))
+        for d in window.decks
+    )
+    voices = tuple((v.key, v.start - base, v.length, v.duck_db) for v in window.voices)
+    ducks = tuple((dk.voice_start - base, dk.voice_end - base, dk.depth_db, dk.attack,
+                   dk.release) for dk in window.ducks)
+    return (decks, voices, ducks, window.end - first)
+
+
+class PieceCache:
+    """Rendered window pieces shared by every listener (a popular transition is rendered once),
+    up to ``max_bytes``, least recently used first out. Thread-safe."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[tuple, tuple[bytes, np.ndarray]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+        self._inflight: dict[tuple, threading.Event] = {}
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def fetch(
+        self, key: tuple, make: Callable[[], tuple[bytes, np.ndarray]]
+    ) -> tuple[bytes, np.ndarray]:
+        """The piece under ``key``, made by ``make`` if nobody has it; listeners who need a
+        piece that another is rendering wait for that render instead of repeating it."""
+        with self._lock:
+            got = self._items.get(key)
+            if got is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+                return got
+            waiter = self._inflight.get(key)
+            mine = waiter is None
+            if mine:
+                waiter = self._inflight[key] = threading.Event()
+        assert waiter is not None
+        if not mine:
+            waiter.wait(INFLIGHT_WAIT_S)
+            with self._lock:
+                got = self._items.get(key)
+                if got is not None:
+                    self.hits += 1
+                    return got
+            return make()  # that render failed (or was too big to keep)
+        try:
+            got = make()
+            self.misses += 1
+            self._put(key, got)
+            return got
+        finally:
+            with self._lock:
+                self._inflight.pop(key, None)
+            waiter.set()
+
+    def _put(self, key: tuple, value: tuple[bytes, np.ndarray]) -> None:
+        size = len(value[0]) + value[1].nbytes
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, (data, offsets) = self._items.popitem(last=False)
+                self._bytes -= len(data) + offsets.nbytes
+
+
+def piece_pcm(
     window: Window,
-    first: int,
+    lo: int,
+    hi: int,
+    bodies: Mapping[str, Body],
+    voices: Mapping[str, np.ndarray],
+    *,
+    edge: int,
+    ceiling_db: float,
+    sample_rate: int = HOUSE_SAMPLE_RATE,
+) -> np.ndarray:
+    """The limited mix a piece of frames ``[lo, hi)`` is encoded from: listener samples from
+    ``PRE_ROLL`` frames before ``lo`` to ``POST_ROLL`` frames after ``hi``."""
+    context = LIMIT_CONTEXT * FRAME
+    a = (lo - PRE_ROLL) * FRAME - context
+    b = (hi + POST_ROLL) * FRAME + context
+    mix = limit_window(mix_window(window, a, b, bodies, voices, edge), ceiling_db, sample_rate)
+    return mix[:, context:-context]
+
+
+def render_frames(
+    window: Window,
+    lo: int,
+    hi: int,
     bodies: Mapping[str, Body],
     voices: Mapping[str, np.ndarray],
     *,
@@ -93,14 +193,73 @@ def render_window(
     ceiling_db: float,
     bitrate_kbps: int = 128,
     sample_rate: int = HOUSE_SAMPLE_RATE,
-) -> WindowFrames:
-    """Listener frames ``[first, window.end)`` of ``window`` as MP3 frames."""
-    lo = (first - PRE_ROLL) * FRAME
-    hi = (window.end + POST_ROLL) * FRAME
-    mix = limit_window(mix_window(window, lo, hi, bodies, voices, edge), ceiling_db, sample_rate)
-    data, offsets = encode_frames(mix, bitrate_kbps, sample_rate)
-    keep = window.end - first
+) -> tuple[bytes, np.ndarray]:
+    """Listener frames ``[lo, hi)`` of ``window`` as MP3 frames with their offsets."""
+    pcm = piece_pcm(window, lo, hi, bodies, voices, edge=edge, ceiling_db=ceiling_db,
+                    sample_rate=sample_rate)
+    data, offsets = encode_frames(pcm, bitrate_kbps, sample_rate)
+    keep = hi - lo
     if len(offsets) - 1 < PRE_ROLL + keep:
         raise RuntimeError("the encoder returned fewer frames than the window holds")
     a, b = offsets[PRE_ROLL], offsets[PRE_ROLL + keep]
-    return WindowFrames(window, first, data[a:b], offsets[PRE_ROLL : PRE_ROLL + keep + 1] - a)
+    return data[a:b], offsets[PRE_ROLL : PRE_ROLL + keep + 1] - a
+
+
+class WindowFrames:
+    """A window's frames from listener frame ``first`` to its end, rendered a piece at a time
+    when first asked for (or taken from the shared cache)."""
+
+    def __init__(
+        self,
+        window: Window,
+        first: int,
+        bodies: Mapping[str, Body],
+        voices: Mapping[str, np.ndarray],
+        *,
+        edge: int,
+        ceiling_db: float,
+        bitrate_kbps: int = 128,
+        sample_rate: int = HOUSE_SAMPLE_RATE,
+        cache: PieceCache | None = None,
+    ) -> None:
+        self.window = window
+        self.first = first
+        keys = {d.side.key for d in window.decks}
+        self._bodies = {k: bodies[k] for k in keys}
+        self._voices = {v.key: voices[v.key] for v in window.voices if v.key in voices}
+        self._args = dict(edge=edge, ceiling_db=ceiling_db, bitrate_kbps=bitrate_kbps,
+                          sample_rate=sample_rate)
+        self._cache = cache
+        self._signature = signature(window, first, self._bodies) if cache is not None else ()
+        self._pieces: dict[int, tuple[bytes, np.ndarray]] = {}
+
+    def _piece(self, k: int) -> tuple[bytes, np.ndarray]:
+        got = self._pieces.get(k)
+        if got is not None:
+            return got
+        lo = self.first + k * PIECE_FRAMES
+        hi = min(self.window.end, lo + PIECE_FRAMES)
+
+        def make() -> tuple[bytes, np.ndarray]:
+            return render_frames(self.window, lo, hi, self._bodies, self._voices, **self._args)
+
+        got = make() if self._cache is None else self._cache.fetch((self._signature, k), make)
+        self._pieces = {k: got}  # only the piece being handed out is kept here
+        return got
+
+    def prepare(self) -> None:
+        """Render the first piece now (ahead of need, while the body before it plays)."""
+        self._piece(0)
+
+    def frame_bytes(self, lo: int, hi: int) -> bytes:
+        """Listener frames ``[lo, hi)`` (within the window)."""
+        out: list[bytes] = []
+        at = lo
+        while at < hi:
+            k = (at - self.first) // PIECE_FRAMES
+            data, offsets = self._piece(k)
+            base = self.first + k * PIECE_FRAMES
+            stop = min(hi, base + len(offsets) - 1)
+            out.append(data[offsets[at - base] : offsets[stop - base]])
+            at = stop
+        return b"".join(out)

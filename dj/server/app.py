@@ -80,6 +80,14 @@ async def healthz(request: web.Request) -> web.Response:
             "tracks": len(station.catalog.tracks()),
             "narrator": station.narrator is not None,
             "failures": dict(station.failures),
+            "path": station.config.stream.path,
+            "shared": {  # what every listener shares on the spliced path
+                "bodies": len(station.bodies),
+                "body_mb": round(station.bodies.nbytes / 2**20, 1),
+                "transition_mb": round(station.pieces.nbytes / 2**20, 1),
+                "transition_hits": station.pieces.hits,
+                "transition_renders": station.pieces.misses,
+            },
         }
     )
 

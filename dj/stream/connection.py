@@ -86,9 +86,12 @@ class Connection:
             chunk = self.session.chunk(self._seq)
             if chunk is not None:
                 return chunk
-            rendered = await loop.run_in_executor(
-                self.station.render_pool, self.session.render_next
-            )
+            if self.session.cheap:  # shared body frames: a copy, no reason to leave the loop
+                rendered = self.session.render_next()
+            else:
+                rendered = await loop.run_in_executor(
+                    self.station.render_pool, self.session.render_next
+                )
             self.station.rendered(self.session, rendered)
         return None
 

@@ -161,6 +161,11 @@ class Session:
             self.rendered_s = chunk.end_s
             return chunk
 
+    @property
+    def cheap(self) -> bool:
+        """The next block needs no rendering work (it may be made on the loop)."""
+        return self.source.cheap and not self.closed and not self._render_lock.locked()
+
     # -- the loop's side ------------------------------------------------------------------
     def add_chunk(self, chunk: Chunk) -> None:
         """Keep a rendered chunk for replay and queue its markers for the ear (on the loop)."""

@@ -15,6 +15,7 @@ from dj.audio.bodies import BodyStore
 from dj.audio.encode import FRAME_SAMPLES
 from dj.audio.source import FullSource, Source
 from dj.audio.splice import SplicedPlayer
+from dj.audio.window import PieceCache
 from dj.catalog import Catalog, Listener
 from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.experiments import Experiments
@@ -75,6 +76,7 @@ class Station:
         self.writer = Writer(self.count_failure)
         self.sessions = SessionRegistry(config.stream.resume_window_s)
         self.bodies = BodyStore.for_config(config)
+        self.pieces = PieceCache(config.stream.window_cache_mb << 20)
         # bodies are made one at a time, out of the render pool's and the prepare pool's way
         self.body_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-bodies")
         self._closing = threading.Event()
@@ -97,7 +99,8 @@ class Station:
         audio = self.config.audio
         if self.config.stream.path == "spliced":
             frames = max(1, round(audio.block_s * HOUSE_SAMPLE_RATE / FRAME_SAMPLES))
-            return SplicedPlayer(audio, next_item, voice_source, self.bodies, block_frames=frames)
+            return SplicedPlayer(audio, next_item, voice_source, self.bodies, block_frames=frames,
+                                 pieces=self.pieces)
         return FullSource(
             audio, next_item, voice_source,
             block_frames=int(audio.block_s * HOUSE_SAMPLE_RATE),
