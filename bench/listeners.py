@@ -1,7 +1,7 @@
 """Listeners: how many concurrent paced listeners one `dj serve` carries, and at what cost.
 
     python bench/listeners.py --listeners 5,20,50 --seconds 60 [--path full|spliced|both]
-        [--data-dir DIR] [--port 8766] [--procs K] [--warmup W] [--json FILE]
+        [--data-dir DIR] [--port 8766] [--procs K] [--ramp R] [--warmup W] [--json FILE]
     python bench/listeners.py --listeners 20 --seconds 60 --url http://HOST:PORT [--pid PID]
 
 Without --url, each (N, path) row gets a fresh `python -m dj.cli serve --data-dir DIR` with
@@ -90,12 +90,15 @@ class Player:
     underruns: int = 0
     starved_s: float = 0.0
     starved_since: float | None = None
+    first_underrun_at: float | None = None
 
     def _drain(self, now: float) -> None:
         if self.anchor is None:
             return
         empty_at = self.anchor + (self.received - self.consumed) / BYTES_PER_S
         if empty_at <= now:
+            if self.first_underrun_at is None:
+                self.first_underrun_at = empty_at
             self.underruns += 1
             self.consumed = self.received
             self.anchor = None
@@ -128,6 +131,7 @@ class ClientResult:
     starved_s: float = 0.0
     error: str | None = None
     error_at_s: float | None = None  # since the first connect
+    first_underrun_s: float | None = None  # since this listener's first audio
 
 
 async def _listen(
@@ -180,6 +184,8 @@ async def _listen(
     end = min(loop.time(), stop)
     player.finish(end)
     res.underruns, res.starved_s = player.underruns, player.starved_s
+    if player.first_underrun_at is not None and first is not None:
+        res.first_underrun_s = player.first_underrun_at - first
     if res.error is not None:
         res.error_at_s = end - t0
         queue.put(("fail" if first is None else "lost", index))
@@ -437,7 +443,7 @@ def measure(
     k = args.procs or max(1, min(os.cpu_count() or 1, math.ceil(n / LISTENERS_PER_PROC)))
     k = min(k, n)
     row.procs = k
-    row.ramp_s = min(10.0, seconds / 4)
+    row.ramp_s = args.ramp if args.ramp is not None else min(10.0, seconds / 4)
     ctx = multiprocessing.get_context("spawn")  # the harness may hold threads; fork is unsafe
     inbox = ctx.Queue()
     go = ctx.Event()
@@ -638,6 +644,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=60.0, help="length of each row")
     p.add_argument("--url", help="a running server to target instead of starting one")
     p.add_argument("--pid", type=int, help="with --url: the server's pid, for CPU and RSS")
+    p.add_argument("--ramp", type=float, default=None,
+                   help="seconds over which the listeners connect (default min(10, S/4)):"
+                   " 10 s for 1,000 is a flash crowd; a minute is a busy evening")
     p.add_argument("--warmup", type=float, default=0.0,
                    help="seconds after all listeners have audio before the window starts"
                    " (lets caches fill; 0 measures from the last first byte)")
@@ -656,7 +665,10 @@ def main() -> None:
         p.error("--listeners needs at least one count >= 1")
     if args.seconds < 8:
         p.error("--seconds must be at least 8 (ramp, then a steady window)")
-    if args.warmup < 0 or args.warmup >= args.seconds - min(10.0, args.seconds / 4):
+    ramp = args.ramp if args.ramp is not None else min(10.0, args.seconds / 4)
+    if args.ramp is not None and not 0 <= args.ramp < args.seconds - 4:
+        p.error("--ramp must be >= 0 and leave a window after it")
+    if args.warmup < 0 or args.warmup >= args.seconds - ramp:
         p.error("--warmup must be >= 0 and leave a window after the ramp")
     if args.url is not None and args.path == "both":
         p.error("with --url the server runs the path it was started with: --path is its label")

@@ -169,3 +169,63 @@ def test_no_tag_frame_and_every_frame_stands_alone(demo_config, demo_catalog, bo
         assert b"Xing" not in frame[:64] and b"Info" not in frame[:64]
         side = 4 + (0 if frame[1] & 1 else 2)
         assert ((frame[side] << 1) | (frame[side + 1] >> 7)) == 0  # main_data_begin
+
+
+def _house_file(tmp_path, parts: list[tuple[float, float]]):
+    """A house FLAC of (seconds, amplitude) stretches of a 330 Hz tone (0 = silence)."""
+    from dj.audio.plan import TrackCue
+    from dj.catalog.ingest import write_house
+
+    audio = np.concatenate([
+        amp * np.sin(2 * np.pi * 330 * np.arange(int(sec * SR)) / SR) for sec, amp in parts
+    ]).astype(np.float32)
+    path = write_house(np.stack([audio, audio]), tmp_path, "tone")
+    return TrackCue("tone", path, 0.0, 0.0, audio.size / SR, 4.0)
+
+
+def test_a_silence_inside_a_track_cuts_its_body_before_the_dead_air_limit(demo_config, tmp_path):
+    from dj.audio.bodies import build_body
+
+    cue = _house_file(tmp_path, [(10.0, 0.3), (5.0, 0.0), (10.0, 0.3)])
+    body = build_body(cue, demo_config.audio)
+    limit = demo_config.audio.dead_air_s
+    assert body.dead_air_s > 0
+    assert 10.0 + limit - 0.5 < body.usable / SR < 10.0 + limit  # cut before the limit
+    assert body.frames * F >= body.usable  # the frames cover what plays
+
+
+def test_a_damaged_body_on_disk_is_made_again(demo_config, tmp_path):
+    cue = _house_file(tmp_path, [(12.0, 0.3)])
+    store = BodyStore(tmp_path / "bodies", demo_config.audio, 64 << 20)
+    first = store.get(cue)
+    for f in (tmp_path / "bodies").glob("*.mp3"):
+        f.write_bytes(b"not frames")
+    again = BodyStore(tmp_path / "bodies", demo_config.audio, 64 << 20)
+    body = again.get(cue)
+    assert again.built == 1 and body.data == first.data
+    third = BodyStore(tmp_path / "bodies", demo_config.audio, 64 << 20)
+    assert third.get(cue).data == first.data and third.loaded == 1 and third.built == 0
+
+
+def test_the_full_render_is_still_there_as_the_fallback(demo_station):
+    import dataclasses
+
+    from dj.audio.source import FullSource
+
+    station = demo_station
+    config = station.config
+    station.config = config.replace(stream=dataclasses.replace(config.stream, path="full"))
+    try:
+        session = station.open_session(station.listener("full-path"), None)
+    finally:
+        station.config = config
+    assert isinstance(session.source, FullSource)
+    data = b""
+    for _ in range(40):
+        chunk = session.render_next()
+        station.rendered(session, chunk)
+        data += chunk.data
+    decoded = decode_mp3(data)
+    assert decoded.returncode == 0, decoded.stderr
+    assert decoded.pcm.shape[1] >= 19 * SR
+    station.release(session)

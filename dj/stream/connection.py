@@ -20,7 +20,11 @@ from dj.stream.station import Station
 
 logger = logging.getLogger(__name__)
 
-TICK_S = 0.1  # how often the ear is read while paced
+TICK_S = 0.1  # how often the ear is read while a write waits
+# while paced, the ear is read when the next block is due or the ear reaches the next marker,
+# and at least this often (so a stall is seen); one wake-up a block, not ten, with 1,000 streams
+MAX_TICK_S = 1.0
+MIN_TICK_S = 0.02
 
 
 class Connection:
@@ -107,7 +111,10 @@ class Connection:
             ahead = self.ear.sent_s - (self.ear.start_s + self.ear.elapsed(now))
             if self.ear.t_first is None or ahead + duration_s <= self._burst_s:
                 return True
-            await asyncio.sleep(min(TICK_S, ahead + duration_s - self._burst_s))
+            due = self.session.next_marker_in_s
+            # a marker already due waits for the client to read it: look again at the tick
+            event = TICK_S if due <= 0 else min(MAX_TICK_S, max(MIN_TICK_S, due))
+            await asyncio.sleep(min(event, ahead + duration_s - self._burst_s))
         return False
 
     async def _send(self, data: bytes) -> bool:

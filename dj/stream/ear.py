@@ -49,6 +49,7 @@ PLAYER_BUFFER_S = {
 # loopback defaults. Until a connection's ear has passed this, its credits are provisional.
 PROVISIONAL_S = 6.0
 PROGRESS_SPEED = 0.8  # listening slower than this times real time is not progress
+CAUGHT_UP_S = 1.5  # a client this close to the end of what it was sent is keeping up
 
 
 class SocketGauge:
@@ -175,7 +176,7 @@ class Ear:
 
     def update(self, read_bytes: int, now: float) -> float:
         """The heard position, from the bytes the client has read by ``now``."""
-        pos = self.position_of(read_bytes)
+        pos = read_pos = self.position_of(read_bytes)
         if self.paced:
             pos = min(pos, self.start_s + self.elapsed(now) - self.client_delay_s)
         pos = min(pos, self.sent_s)
@@ -183,8 +184,11 @@ class Ear:
             self.heard_s = pos
         # progress is listening at near real time or better since the last progress: a client
         # that reads nothing creeps forward only as its receive window grows, and that is not it
+        # and a client that has taken all but the last moment of what was sent is waiting for
+        # the server, not stalled
         if self._progress_at is not None and (
             self.heard_s - self._progress_heard >= PROGRESS_SPEED * (now - self._progress_at)
+            or read_pos >= self.sent_s - CAUGHT_UP_S
         ):
             self._progress_at, self._progress_heard = now, self.heard_s
         self._forget_before(read_bytes)

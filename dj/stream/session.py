@@ -189,6 +189,13 @@ class Session:
                 return c.seq
         return self._next_seq
 
+    @property
+    def next_marker_in_s(self) -> float:
+        """Programme seconds from the ear to the next marker it will reach (inf: none)."""
+        if not self._pending:
+            return float("inf")
+        return self._pending[0].frame / HOUSE_SAMPLE_RATE - self.heard_s
+
     def hear(self, heard_s: float) -> list[Marker]:
         """Advance the heard position; returns the markers the ear has now reached, in order."""
         if heard_s <= self.heard_s:
