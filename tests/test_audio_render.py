@@ -491,6 +491,11 @@ def test_voice_cancelled_mid_line_stops_at_once_and_the_music_comes_back(tmp):
     # after the duck's release the output is the music without any voice
     settle = end[0].frame + int(CONFIG.duck_release_ms * SR / 1000) + int(0.05 * SR)
     assert np.max(np.abs(out[:, settle:] - plain[:, settle:])) < 1e-4
+    # the release starts at the cut, from the full duck (no step up at the cut)
+    cut = end[0].frame
+    after = slice(cut + 200, cut + 1500)
+    gain_db = 20 * np.log10(np.sqrt(np.mean(out[:, after] ** 2) / np.mean(plain[:, after] ** 2)))
+    assert gain_db < -10.0
 
 
 def test_planned_voice_cancelled_before_it_is_due_never_starts(tmp):

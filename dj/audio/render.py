@@ -594,9 +594,12 @@ class Renderer:
                 m for m in self._markers if not (m.kind == "voice_end" and m.key == v.key)
             ]
             self._mark(v.end, "voice_end", v.key)
+            # the release starts at the cut (it is centred on the voice's end), not half a
+            # release before it: that part of the duck has been rendered already
             self._ducks = [
-                Duck(dk.voice_start, min(dk.voice_end, max(v.end, dk.voice_start)), dk.depth_db,
-                     dk.attack, dk.release)
+                Duck(dk.voice_start,
+                     min(dk.voice_end, max(v.end + dk.release // 2, dk.voice_start)),
+                     dk.depth_db, dk.attack, dk.release)
                 if dk.voice_start <= v.start < dk.voice_end and dk.voice_end <= old_end
                 else dk
                 for dk in self._ducks
