@@ -208,11 +208,6 @@ class BodyStore:
                 self._remember(cue.key, digest, body)
         return body
 
-    def warm(self, cue: TrackCue) -> None:
-        """Make sure the body exists (for a track about to be played); errors are the caller's
-        to ignore, the player reports them when the track comes up."""
-        self.get(cue)
-
     def warm_all(
         self,
         cues: list[TrackCue],

@@ -13,6 +13,18 @@ import numpy as np
 EDGE_FADE_S = 0.005
 
 
+def as_stereo(audio, channels: int = 2) -> np.ndarray | None:
+    """A voice line's audio as contiguous float32 ``(channels, n)`` (mono is copied to every
+    channel); ``None`` when it holds no samples."""
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        audio = audio[np.newaxis, :]
+    if audio.shape[0] == 1:
+        audio = np.repeat(audio, channels, axis=0)
+    audio = np.ascontiguousarray(audio[:channels])
+    return audio if audio.shape[1] else None
+
+
 def db_to_gain(db: float | np.ndarray) -> float | np.ndarray:
     if isinstance(db, np.ndarray):
         return np.power(10.0, db.astype(np.float64) / 20.0)

@@ -1,5 +1,6 @@
-"""The session's MP3 encoder: one per listener, kept open for the whole stream so there are no gaps
-or encoder restarts between tracks.
+"""MP3 encoding, with the bit reservoir off everywhere: one-piece encodes of track bodies and
+transition pieces (:func:`encode_frames`, for the spliced path), and the full path's encoder, one
+per listener, kept open for the whole stream so there are no gaps or encoder restarts.
 
 pedalboard's writer encodes into an in-memory seekable sink; after every write the bytes that are
 ready are taken out and the sink emptied, so memory stays flat however long the stream runs. A live
@@ -82,13 +83,8 @@ def _placeholder_frame_len(data: bytes) -> int:
     The encoder reserves its first frame for a header tag (Xing/LAME) that it fills in only when
     the file is closed; a live stream is never closed, so that frame would reach players as an
     empty frame that decoders complain about ("invalid new backstep")."""
-    if len(data) < 4 or data[0] != 0xFF or (data[1] & 0xFE) != 0xFA:
-        return 0
-    bitrate_idx, rate_idx, padding = data[2] >> 4, (data[2] >> 2) & 3, (data[2] >> 1) & 1
-    if not 0 < bitrate_idx < 15 or rate_idx == 3:
-        return 0
-    length = 144 * _MPEG1_L3_KBPS[bitrate_idx] * 1000 // _MPEG1_RATES[rate_idx] + padding
-    if len(data) < length or any(data[4:length]):
+    length = _frame_len(data, 0)
+    if not length or len(data) < length or any(data[4:length]):
         return 0
     return length
 

@@ -54,6 +54,7 @@ from dj.audio.dsp import (
     EDGE_FADE_S,
     Duck,
     add_duck,
+    as_stereo,
     crossfade_frames,
     db_to_gain,
     duck_envelope,
@@ -558,13 +559,8 @@ class Renderer:
             if audio is None:
                 self._mark(start, "voice_dropped", pv.key)
                 continue
-            audio = np.asarray(audio, dtype=np.float32)
-            if audio.ndim == 1:
-                audio = audio[np.newaxis, :]
-            if audio.shape[0] == 1:
-                audio = np.repeat(audio, HOUSE_CHANNELS, axis=0)
-            audio = np.ascontiguousarray(audio[:HOUSE_CHANNELS])
-            if audio.shape[1] == 0:
+            audio = as_stereo(audio, HOUSE_CHANNELS)
+            if audio is None:
                 self._mark(start, "voice_dropped", pv.key)
                 continue
             voice = _Voice(pv.key, audio, start)

@@ -21,6 +21,7 @@ import numpy as np
 
 from dj.audio.analysis import unpack_levels
 from dj.audio.bodies import Body, BodyError, BodyStore
+from dj.audio.dsp import as_stereo
 from dj.audio.encode import FRAME_SAMPLES as FRAME
 from dj.audio.encode import encode_frames
 from dj.audio.mastering import ceiling_db
@@ -376,15 +377,7 @@ class SplicedPlayer:
         except Exception:
             logger.exception("voice %s could not be fetched", key)
             return None
-        if audio is None:
-            return None
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 1:
-            audio = audio[np.newaxis, :]
-        if audio.shape[0] == 1:
-            audio = np.repeat(audio, HOUSE_CHANNELS, axis=0)
-        audio = np.ascontiguousarray(audio[:HOUSE_CHANNELS])
-        return audio if audio.shape[1] else None
+        return None if audio is None else as_stereo(audio, HOUSE_CHANNELS)
 
     def _fetch(self) -> _Next | None:
         """The next item whose body can be had (bad ones are reported and passed over)."""
