@@ -650,7 +650,7 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=0.0,
                    help="seconds after all listeners have audio before the window starts"
                    " (lets caches fill; 0 measures from the last first byte)")
-    p.add_argument("--path", choices=["full", "spliced", "both"], default="full")
+    p.add_argument("--path", choices=["full", "spliced", "both"], default="spliced")
     p.add_argument("--data-dir", type=Path, help="data dir of the server we start")
     p.add_argument("--port", type=int, default=8766, help="port of the server we start")
     p.add_argument("--procs", type=int, help="client processes (default: one per 200 listeners,"

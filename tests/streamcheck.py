@@ -20,8 +20,30 @@ class Decoded:
     rate: int
 
 
+_KBPS = (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320)
+
+
+def whole_frames(data: bytes) -> bytes:
+    """``data`` without a partial MPEG-1 Layer III frame at its end: a read of N bytes from a
+    live stream stops mid-frame, and ffmpeg's ``-xerror`` fails on a stub of a few bytes. Only
+    the tail is cut: a stream that loses frame sync anywhere is returned whole, for the decoder
+    to report."""
+    at = 0
+    while at + 4 <= len(data):
+        b1, b2 = data[at + 1], data[at + 2]
+        if data[at] != 0xFF or b1 & 0xFE != 0xFA or not 0 < b2 >> 4 < 15 or b2 >> 2 & 3 != 0:
+            return data  # not a 44.1 kHz MPEG-1 Layer III header: leave it to the decoder
+        size = 144_000 * _KBPS[b2 >> 4] // 44_100 + (b2 >> 1 & 1)
+        if at + size > len(data):
+            break
+        at += size
+    return data[:at]
+
+
 def decode_mp3(data: bytes, rate: int = 22_050) -> Decoded:
-    """Decode with ffmpeg (from the imageio-ffmpeg wheel), failing on the first decode error."""
+    """Decode with ffmpeg (from the imageio-ffmpeg wheel), failing on the first decode error;
+    a partial frame at the end (where the read stopped) is not an error."""
+    data = whole_frames(data)
     proc = subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(),

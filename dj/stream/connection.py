@@ -68,7 +68,10 @@ class Connection:
 
     def _tick(self, now: float) -> None:
         """Read the ear and fire what it reached."""
-        heard = self.ear.update(self._gauge.read_bytes(self.ear.written), now)
+        read = self._gauge.last_read
+        if self.ear.needs_reading(read, now):
+            read = self._gauge.read_bytes(self.ear.written)
+        heard = self.ear.update(read, now)
         self.station.heard(self.session, heard, self.ear.confirmed)
         if self._framer is not None and self.session.now.title is not None:
             self._framer.set_title(self.session.now.title)
@@ -120,6 +123,9 @@ class Connection:
     async def _send(self, data: bytes) -> bool:
         """Write ``data``, reading the ear while the write waits for the client; False when the
         client stalls (its ear falls behind, or the write makes no progress) meanwhile."""
+        if self._gauge.takes_at_once(len(data)):
+            await self._write(data)  # nothing to wait for: no task, no timer
+            return True
         loop = asyncio.get_running_loop()
         write = asyncio.ensure_future(self._write(data))
         started = loop.time()
@@ -140,6 +146,8 @@ class Connection:
         finally:
             if not write.done():
                 write.cancel()
+            elif not write.cancelled():
+                write.exception()  # retrieved: the connection already ends for its own reason
 
     async def run(self) -> str:
         """Stream until the connection ends; returns why."""
@@ -170,7 +178,8 @@ class Connection:
                     break
                 self.ear.wrote(len(data), start_s, chunk.end_s, loop.time())
                 self._seq += 1
-                if not self._listening(loop.time()):
+                # paced, the next pace reads the ear at once; unpaced, read it here
+                if not self.paced and not self._listening(loop.time()):
                     break
         except (ConnectionError, RuntimeError) as exc:
             # the client went away (aiohttp raises ClientConnectionResetError, a

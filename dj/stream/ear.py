@@ -18,8 +18,9 @@ client's receive buffer and in the player's own buffer. The model:
 Error bound: a client that reads and plays keeps its window open, so ``heard`` is within the
 player's own start-up delay of its ear (behind by at most one window update when it reads in
 exact real time). A client that reads nothing gains at most the growth of its receive window
-(about 4.6 s of audio on Linux loopback defaults) and then never advances; ``stalled`` drops
-it, and credits wait until a connection's ear has passed ``PROVISIONAL_S``, so such a client is
+(about 4.6–5.5 s of audio on Linux loopback defaults) and then never advances; its progress
+does not count until its ear is confirmed, so ``stalled`` drops it ``stall_s`` after its first
+byte, and credits wait until a connection's ear has passed ``PROVISIONAL_S``, so such a client is
 credited with nothing.
 """
 
@@ -60,6 +61,11 @@ class SocketGauge:
         self._sock = transport.get_extra_info("socket") if transport is not None else None
         self._edge0: int | None = None
         self._last = 0
+        # a write of n bytes returns at once while the transport stays under its high-water mark
+        self._high = 0
+        if transport is not None:
+            with contextlib.suppress(AttributeError, NotImplementedError):
+                self._high = transport.get_write_buffer_limits()[1]
         if self._sock is not None and send_buffer_bytes > 0:
             # a fixed small buffer: the kernel must not absorb minutes of unheard audio
             with contextlib.suppress(OSError):
@@ -91,6 +97,21 @@ class SocketGauge:
             return struct.unpack("i", raw)[0]
         except (OSError, ValueError):
             return 0
+
+    @property
+    def last_read(self) -> int:
+        """The last estimate, without asking the kernel again."""
+        return self._last
+
+    def takes_at_once(self, nbytes: int) -> bool:
+        """A write of ``nbytes`` cannot wait for the client (it stays under the transport's
+        high-water mark, so nothing pauses and there is nothing to drain)."""
+        transport = self._transport
+        return (
+            transport is not None
+            and not transport.is_closing()
+            and transport.get_write_buffer_size() + nbytes <= self._high
+        )
 
     def read_bytes(self, written: int) -> int:
         """Estimated bytes of ``written`` that the client's application has read."""
@@ -174,6 +195,14 @@ class Ear:
     def elapsed(self, now: float) -> float:
         return 0.0 if self.t_first is None else now - self.t_first
 
+    def needs_reading(self, read_bytes: int, now: float) -> bool:
+        """Whether the socket must be asked how much was read: not while real time, not the
+        reader, bounds what is heard (paced, and the client has already read past that bound).
+        One TCP_INFO call a block per listener was the loop's largest single cost."""
+        if not self.paced or self.t_first is None:
+            return True
+        return self.position_of(read_bytes) < self.start_s + self.elapsed(now) - self.client_delay_s
+
     def update(self, read_bytes: int, now: float) -> float:
         """The heard position, from the bytes the client has read by ``now``."""
         pos = read_pos = self.position_of(read_bytes)
@@ -182,15 +211,21 @@ class Ear:
         pos = min(pos, self.sent_s)
         if pos > self.heard_s:
             self.heard_s = pos
-        # progress is listening at near real time or better since the last progress: a client
-        # that reads nothing creeps forward only as its receive window grows, and that is not it
-        # and a client that has taken all but the last moment of what was sent is waiting for
-        # the server, not stalled
-        if self._progress_at is not None and (
-            self.heard_s - self._progress_heard >= PROGRESS_SPEED * (now - self._progress_at)
-            or read_pos >= self.sent_s - CAUGHT_UP_S
-        ):
-            self._progress_at, self._progress_heard = now, self.heard_s
+        # progress is listening at near real time or better since the last progress, once the
+        # ear is confirmed: a client that reads nothing creeps forward only as its receive
+        # window grows (up to ~5.5 s with 128 KiB receive buffers), and that is not it. A client
+        # that has taken all but the last moment of what was sent while the server sent less
+        # than real time is waiting for the server, not stalled.
+        if self._progress_at is not None:
+            listening = self.confirmed and (
+                self.heard_s - self._progress_heard >= PROGRESS_SPEED * (now - self._progress_at)
+            )
+            waiting = (
+                read_pos >= self.sent_s - CAUGHT_UP_S
+                and self.sent_s - self.start_s <= self.elapsed(now)
+            )
+            if listening or waiting:
+                self._progress_at, self._progress_heard = now, self.heard_s
         self._forget_before(read_bytes)
         return self.heard_s
 
