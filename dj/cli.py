@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dj.auth.roles import ROLES
 from dj.config import Config, ConfigError, load_config
 
 logger = logging.getLogger("dj")
@@ -53,6 +54,7 @@ def _make_bodies(config: Config, catalog, quiet: bool = False) -> None:
 def _serve(config: Config, banner: list[str]) -> int:
     from aiohttp import web
 
+    from dj.server.access_log import KeyHidingAccessLogger
     from dj.server.app import create_app
     from dj.server.wiring import build_station
 
@@ -60,6 +62,8 @@ def _serve(config: Config, banner: list[str]) -> int:
     app = create_app(config, station, own_station=True)
     base = f"http://{config.host}:{config.port}"
     personas = ", ".join(sorted(station.narrator.personas)) if station.narrator else "none"
+    who = ("a free name listens anonymously; an account needs its ?key="
+           if config.access.anonymous else "every listener needs their ?key=")
     print(
         "\n".join(
             [
@@ -67,9 +71,9 @@ def _serve(config: Config, banner: list[str]) -> int:
                 f"  dj is on the air: {len(station.catalog.tracks())} tracks, "
                 f"personas: {personas}",
                 f"  Web player:   {base}/",
-                f"  Stream (VLC, mpv, ffmpeg): {base}/stream/alice.mp3   (any listener name works)",
-                f"  e.g.          mpv --no-video {base}/stream/alice.mp3",
-                f"  Now playing:  {base}/api/listeners/alice/now-playing",
+                f"  Stream (VLC, mpv, ffmpeg): {base}/stream/NAME.mp3   ({who})",
+                f"  e.g.          mpv --no-video {base}/stream/guest.mp3",
+                f"  Now playing:  {base}/api/listeners/guest/now-playing",
                 *banner,
                 "",
             ]
@@ -77,23 +81,30 @@ def _serve(config: Config, banner: list[str]) -> int:
         flush=True,
     )
     # streams are cancelled at shutdown, not waited for: SIGTERM ends within seconds
-    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=2.0)
+    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=2.0,
+                access_log_class=KeyHidingAccessLogger)
     return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from dj.auth import create_token
     from dj.demo.build import build_demo
+    from dj.demo.tokens import DEMO_LISTENER, FILE_NAME, demo_tokens
 
     config = _config(args)
     catalog = _open_catalog(config)
     summary = build_demo(config, catalog, progress=True)
     _make_bodies(config, catalog)
     print(f"{summary.describe()}\n  data dir: {config.data_dir}", flush=True)
-    banner = ["", "  Artist API tokens (show once; Authorization: Bearer <token>):"]
-    for artist in catalog.artists():
-        token = create_token(catalog.store, "artist", artist.id)
-        banner.append(f"    {artist.id:<15} {token}")
+    tokens = demo_tokens(config, catalog)
+    base = f"http://{config.host}:{config.port}"
+    banner = ["", f"  Demo tokens (kept in {config.data_dir / FILE_NAME}; Authorization: Bearer"
+                  " <token>; dj token list / revoke):"]
+    for t in tokens:
+        if t.role == "stream-key":
+            banner.append(f"    {DEMO_LISTENER}'s own stream: {base}/stream/{DEMO_LISTENER}.mp3"
+                          f"?key={t.token}")
+        else:
+            banner.append(f"    {t.role:<9} {t.subject or '':<15} {t.token}")
     return _serve(config, banner)
 
 
@@ -153,18 +164,52 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from dj.auth import create_token
+    from dj.auth import RoleError, TokenStore
+    from dj.catalog import Listener
 
     config = _config(args)
     catalog = _open_catalog(config)
-    if args.role == "artist" and not args.artist:
-        print("dj token create --role artist needs --artist ID", file=sys.stderr)
+    tokens = TokenStore(catalog.store)
+    if args.token_command == "list":
+        rows = tokens.list(role=args.role)
+        print("id        role        subject          state    created_at                 "
+              "expires_at                 label")
+        for t in rows:
+            print(f"{t.id:<9} {t.role:<11} {t.subject or '-':<16} {t.state():<8} "
+                  f"{t.created_at:<26} {t.expires_at or '-':<26} {t.label}")
+        return 0
+    if args.token_command == "revoke":
+        if not tokens.revoke(args.id):
+            print(f"no live token {args.id!r} (see dj token list)", file=sys.stderr)
+            return 1
+        print(f"token {args.id} revoked")
+        return 0
+    subject = {"artist": args.artist, "listener": args.listener,
+               "stream-key": args.listener}.get(args.role) or args.subject
+    if args.role == "artist" and catalog.artist(subject or "") is None:
+        print(f"unknown artist {subject!r} (dj token create --role artist --artist ID)",
+              file=sys.stderr)
         return 2
-    subject = args.artist or args.subject or ""
-    if args.role == "artist" and catalog.artist(subject) is None:
-        print(f"unknown artist {subject!r}", file=sys.stderr)
+    if args.role in ("listener", "stream-key"):
+        from dj.stream.station import BadRequest, check_listener_id
+
+        try:
+            check_listener_id(subject or "")
+        except BadRequest as exc:
+            print(f"--listener: {exc}", file=sys.stderr)
+            return 2
+        if catalog.listener(subject) is None:  # the token is the account's: make it
+            territory = (args.territory or config.default_territory).upper()
+            if not (len(territory) == 2 and territory.isascii() and territory.isalpha()):
+                print(f"--territory: {territory!r} is not an ISO 3166-1 alpha-2 code",
+                      file=sys.stderr)
+                return 2
+            catalog.add_listener(Listener(subject, territory, config.default_tier))
+    try:
+        print(tokens.create(args.role, subject, args.label, expires_days=args.expires))
+    except (RoleError, ValueError) as exc:
+        print(exc, file=sys.stderr)
         return 2
-    print(create_token(catalog.store, args.role, subject))
     return 0
 
 
@@ -226,9 +271,23 @@ def build_parser() -> argparse.ArgumentParser:
     tsub = p.add_subparsers(dest="token_command", required=True)
     t = tsub.add_parser("create", help="create a bearer token (shown once)")
     common(t)
-    t.add_argument("--role", required=True, choices=["artist", "listener", "product", "admin"])
+    t.add_argument("--role", required=True, choices=list(ROLES))
     t.add_argument("--artist", help="the artist id, for --role artist")
-    t.add_argument("--subject", help="the subject id, for other roles")
+    t.add_argument("--listener", help="the listener id, for --role listener or stream-key"
+                   " (the account is made if it is new)")
+    t.add_argument("--territory", help="a new listener account's territory (default:"
+                   " default_territory)")
+    t.add_argument("--subject", help="the subject, for other roles (product: a team)")
+    t.add_argument("--expires", type=float, metavar="DAYS", help="stops working after DAYS")
+    t.add_argument("--label", default="", help="a note, e.g. which device holds it")
+    t.set_defaults(func=cmd_token)
+    t = tsub.add_parser("list", help="every token: id, role, subject, state (no secrets)")
+    common(t)
+    t.add_argument("--role", choices=list(ROLES))
+    t.set_defaults(func=cmd_token)
+    t = tsub.add_parser("revoke", help="revoke a token by its id (it stops working at once)")
+    common(t)
+    t.add_argument("id")
     t.set_defaults(func=cmd_token)
     p = sub.add_parser("report", help="payout report from the ledger")
     common(p)

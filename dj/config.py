@@ -93,6 +93,14 @@ class NarrateConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class AccessConfig:
+    # listeners without an account (any free name) may listen without a key; an account's
+    # stream and controls always need its own key or token
+    anonymous: bool = True
+    anonymous_territory: str = "US"  # where anonymous listeners are taken to be, for licences
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("dj")))
     host: str = "127.0.0.1"
@@ -104,6 +112,7 @@ class Config:
     stream: StreamConfig = field(default_factory=StreamConfig)
     recommend: RecommendConfig = field(default_factory=RecommendConfig)
     narrate: NarrateConfig = field(default_factory=NarrateConfig)
+    access: AccessConfig = field(default_factory=AccessConfig)
 
     @property
     def db_path(self) -> Path:
@@ -212,6 +221,10 @@ def load_config(
     if config.stream.path not in STREAM_PATHS:
         problems.append(f"stream.path: {config.stream.path!r} is not one of "
                         + ", ".join(STREAM_PATHS))
+    for where, code in (("default_territory", config.default_territory),
+                        ("access.anonymous_territory", config.access.anonymous_territory)):
+        if not (len(code) == 2 and code.isascii() and code.isalpha()):
+            problems.append(f"{where}: {code!r} is not an ISO 3166-1 alpha-2 code")
     if problems:
         raise ConfigError(problems)
     return config

@@ -34,6 +34,23 @@ class Migration:
     sql: str
 
 
+def change_counter(name: str, topic: str, tables: Sequence[str]) -> Migration:
+    """A migration whose triggers count every write to ``tables`` under ``topic``.
+
+    The triggers run inside the writing transaction, whichever connection or process writes, so
+    a server polling :meth:`Store.change_versions` sees another process's change (``dj ingest``,
+    a second node on the same file) as soon as it is committed, and only then.
+    """
+    bump = (f"INSERT INTO store_changes (topic, version) VALUES ('{topic}', 1)"
+            " ON CONFLICT(topic) DO UPDATE SET version = version + 1;")
+    sql = "\n".join(
+        f"CREATE TRIGGER {table}_{event.lower()}_counts AFTER {event} ON {table}"
+        f" BEGIN {bump} END;"
+        for table in tables for event in ("INSERT", "UPDATE", "DELETE")
+    )
+    return Migration(name, sql)
+
+
 class Store:
     """A SQLite database file shared by the packages, safe to use from executor threads.
 
@@ -53,6 +70,8 @@ class Store:
                 "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT"
                 " NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
             )
+            db.execute("CREATE TABLE IF NOT EXISTS store_changes"
+                       " (topic TEXT PRIMARY KEY, version INTEGER NOT NULL)")
         self.migrate(migrations)
 
     def _connection(self) -> sqlite3.Connection:
@@ -105,6 +124,10 @@ class Store:
         self, sql: str, params: Sequence[Any] | dict[str, Any] = ()
     ) -> sqlite3.Row | None:
         return self._connection().execute(sql, params).fetchone()
+
+    def change_versions(self) -> dict[str, int]:
+        """How many writes each :func:`change_counter` topic has seen (one cheap read)."""
+        return {r[0]: r[1] for r in self.query("SELECT topic, version FROM store_changes")}
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)

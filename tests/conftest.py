@@ -62,3 +62,10 @@ async def fast(aiohttp_server, demo_config, demo_station):
 async def paced(aiohttp_server, demo_config, demo_station):
     """The demo station as listeners get it: real-time pacing after the burst."""
     return await _server(aiohttp_server, demo_config, demo_station, pacing=True)
+
+
+def listener_key(station, listener_id: str, role: str = "stream-key") -> str:
+    """A key for a demo account (alice, bob, listener-NNN): their streams need one."""
+    from dj.auth import TokenStore
+
+    return TokenStore(station.catalog.store).create(role, listener_id, label="test")

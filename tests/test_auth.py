@@ -90,3 +90,18 @@ def test_tokens_that_cannot_be_tokens_are_rejected_not_raised(store: Store) -> N
                 token.replace("_", " ", 1), "dj_0123abcd_" + "\x00" * 43):
         assert tokens.authenticate(bad) is None
     assert tokens.authenticate(token) is not None
+
+
+def test_a_token_stops_working_when_it_expires(store: Store) -> None:
+    tokens = TokenStore(store)
+    token = tokens.create("listener", "bob", expires_days=1)
+    (info,) = tokens.list(role="listener")
+    assert info.state() == "active" and info.expires_at is not None
+    assert tokens.authenticate(token) is not None
+    with store.transaction() as db:  # a day later
+        db.execute("UPDATE auth_tokens SET expires_at = '2001-01-01T00:00:00+00:00'")
+    assert tokens.authenticate(token) is None
+    assert tokens.list()[0].state() == "expired"
+    for bad in (0, -1, 10**6, float("nan")):
+        with pytest.raises(ValueError, match="expires"):
+            tokens.create("listener", "bob", expires_days=bad)

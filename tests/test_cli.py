@@ -47,3 +47,53 @@ def test_environment_overrides_the_files():
 def test_report_on_an_empty_ledger(tmp_path, capsys):
     assert dj(["report", "--data-dir", str(tmp_path)]) == 0
     assert capsys.readouterr().out.startswith("party,role")
+
+
+def test_tokens_are_listed_without_secrets_and_revoked_by_id(tmp_path, capsys):
+    data = ["--data-dir", str(tmp_path)]
+    assert dj(["token", "create", "--role", "listener", "--listener", "carol",
+               "--territory", "de", "--expires", "30", "--label", "phone", *data]) == 0
+    token = capsys.readouterr().out.strip()
+    store = Store(tmp_path / "dj.sqlite3")
+    assert Catalog(store).listener("carol").territory == "DE"  # the account was made
+    token_id = TokenStore(store).authenticate(token).token_id
+    assert dj(["token", "list", *data]) == 0
+    listing = capsys.readouterr().out
+    assert token_id in listing and "carol" in listing and "active" in listing
+    assert token not in listing and token.split("_")[2] not in listing
+    assert dj(["token", "revoke", token_id, *data]) == 0
+    assert TokenStore(store).authenticate(token) is None
+    assert dj(["token", "revoke", token_id, *data]) == 1
+    assert dj(["token", "list", *data]) == 0
+    assert "revoked" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args", [
+    ["--role", "listener", "--listener", "bad\nname"],
+    ["--role", "listener", "--listener", "dave", "--territory", "XYZ"],
+    ["--role", "listener", "--listener", "dave", "--expires", "0"],
+    ["--role", "admin", "--subject", "someone"],
+])
+def test_bad_token_requests_are_refused_with_a_message(tmp_path, capsys, args):
+    assert dj(["token", "create", *args, "--data-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip()
+
+
+def test_the_demo_keeps_its_tokens_across_restarts(tmp_path):
+    from dj.demo.tokens import FILE_NAME, demo_tokens
+
+    config = load_config(env={}, data_dir=tmp_path)
+    store = Store(config.db_path)
+    catalog = Catalog(store)
+    catalog.add_artist(Artist("nova-lake", "Nova Lake"))
+    first = demo_tokens(config, catalog)
+    assert {t.role for t in first} == {"admin", "product", "listener", "stream-key", "artist"}
+    assert (tmp_path / FILE_NAME).stat().st_mode & 0o077 == 0  # the owner's only
+    assert demo_tokens(config, catalog) == first  # a restart prints the same ones
+    tokens = TokenStore(store)
+    admin = next(t for t in first if t.role == "admin")
+    tokens.revoke(tokens.authenticate(admin.token).token_id)
+    again = demo_tokens(config, catalog)
+    assert next(t for t in again if t.role == "admin").token != admin.token  # replaced
+    assert [t for t in again if t.role != "admin"] == [t for t in first if t.role != "admin"]
+    assert all(tokens.authenticate(t.token) for t in again)

@@ -15,6 +15,7 @@ from dj.server.app import create_app
 from dj.server.retraining import retrain
 from dj.stream.icy import parse_icy
 
+from .conftest import listener_key
 from .streamcheck import BYTES_PER_S, decode_mp3, longest_silence_s, read_stream
 
 PROGRAMME_S = 240  # four minutes of one listener's stream
@@ -31,10 +32,12 @@ def url(server, path: str) -> str:
 
 
 async def test_stream_decodes_titles_change_and_only_licensed_tracks_air(server, demo_station):
-    listener = "listener-007"
+    listener = "listener-007"  # a demo account: its territory is its own
+    key = listener_key(demo_station, listener)
     async with (
         aiohttp.ClientSession() as client,
-        client.get(url(server, f"/stream/{listener}.mp3"), headers={"Icy-MetaData": "1"}) as resp,
+        client.get(url(server, f"/stream/{listener}.mp3?key={key}"),
+                   headers={"Icy-MetaData": "1"}) as resp,
     ):
         assert resp.status == 200
         assert resp.headers["Content-Type"] == "audio/mpeg"
@@ -178,8 +181,9 @@ async def test_listeners_at_once_each_get_their_own_programme(server, demo_stati
     and each hears their own station."""
 
     async def listen(client, listener: str) -> tuple[bytes, list[str]]:
+        key = listener_key(demo_station, listener)
         async with client.get(
-            url(server, f"/stream/{listener}.mp3"), headers={"Icy-MetaData": "1"}
+            url(server, f"/stream/{listener}.mp3?key={key}"), headers={"Icy-MetaData": "1"}
         ) as resp:
             metaint = int(resp.headers["icy-metaint"])
             raw = await read_stream(resp, 150 * BYTES_PER_S)

@@ -1,4 +1,4 @@
-"""Bearer tokens and roles (artist now; listener, product and admin are declared for later)."""
+"""Bearer tokens and roles: artist, listener and stream key in use; product and admin declared."""
 
 from dj.auth.roles import ROLES, Role, RoleError, check_role
 from dj.auth.tokens import MIGRATIONS, Principal, TokenInfo, TokenStore, create_token

@@ -1,7 +1,7 @@
 """Roles a token can carry, declared as data so a new role is one entry here, not a rework.
 
 ``subject`` is what the token speaks for: an artist id for ``artist``, a listener id for
-``listener``, a team name for ``product``; ``admin`` has none.
+``listener`` and ``stream-key``, a team name for ``product``; ``admin`` has none.
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ ROLES: dict[str, Role] = {
     r.name: r
     for r in (
         Role("artist", "artist id", "manages that artist's lines and consent, reads its airings"),
-        Role("listener", "listener id", "acts on that listener's own stream (not used yet)"),
+        Role("listener", "listener id", "plays that listener's stream, uses its controls"
+             " and reads what it played"),
+        Role("stream-key", "listener id", "plays that listener's stream and nothing else: for"
+             " players that cannot send headers (?key= in the stream URL)"),
         Role("product", "team", "designs personas and experiments (not used yet)"),
         Role("admin", None, "operates the station (not used yet)"),
     )

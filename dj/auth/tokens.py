@@ -11,7 +11,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from dj.auth.roles import check_role
 from dj.store import Migration, Store, where_equal
@@ -32,8 +32,16 @@ MIGRATIONS = [
             subject TEXT, label TEXT NOT NULL DEFAULT '', created_at TEXT NOT NULL, revoked_at TEXT
         );
         """,
-    )
+    ),
+    Migration(
+        "auth-0002-expiry",
+        "ALTER TABLE auth_tokens ADD COLUMN expires_at TEXT;",
+    ),
 ]
+
+#: The longest a token may be made to last (``--expires``): a typo should not mint a token
+#: for ever, and dates stay far from the calendar's edge.
+MAX_EXPIRY_DAYS = 3660
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,20 @@ class TokenInfo:
     label: str
     created_at: str
     revoked_at: str | None
+    expires_at: str | None
+
+    def state(self, now: datetime | None = None) -> str:
+        """``active``, ``revoked`` or ``expired``."""
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= _stamp(now):
+            return "expired"
+        return "active"
+
+
+def _stamp(when: datetime | None = None) -> str:
+    """UTC, to the second, in one fixed format so that stamps compare as strings."""
+    return (when or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00")
 
 
 def _hash(token: str) -> str:
@@ -69,17 +91,25 @@ class TokenStore:
         self.store = store
         store.migrate(MIGRATIONS)
 
-    def create(self, role: str, subject: str | None, label: str = "") -> str:
-        """A new token for ``role``/``subject``; the only time its secret exists in clear."""
+    def create(self, role: str, subject: str | None, label: str = "", *,
+               expires_days: float | None = None) -> str:
+        """A new token for ``role``/``subject``; the only time its secret exists in clear.
+
+        ``expires_days``: it stops working that many days from now (None: until revoked).
+        """
         check_role(role, subject)
+        expires_at = None
+        if expires_days is not None:
+            if not 0 < expires_days <= MAX_EXPIRY_DAYS:
+                raise ValueError(f"a token expires after 0 to {MAX_EXPIRY_DAYS} days")
+            expires_at = _stamp(datetime.now(UTC) + timedelta(days=expires_days))
         token_id = secrets.token_hex(4)
         token = f"{PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
         with self.store.transaction() as db:
             db.execute(
-                "INSERT INTO auth_tokens (id, hash, role, subject, label, created_at)"
-                " VALUES (?,?,?,?,?,?)",
-                (token_id, _hash(token), role, subject, label,
-                 datetime.now(UTC).isoformat(timespec="seconds")),
+                "INSERT INTO auth_tokens (id, hash, role, subject, label, created_at, expires_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (token_id, _hash(token), role, subject, label, _stamp(), expires_at),
             )
         logger.info("token %s created for %s:%s", token_id, role, subject or "")
         return token
@@ -87,9 +117,12 @@ class TokenStore:
     def authenticate(self, token: str | None) -> Principal | None:
         if not isinstance(token, str) or not TOKEN_FORMAT.fullmatch(token):
             return None
+        # read at every request, never cached: a revocation or an expiry holds at once,
+        # whichever process made it
         row = self.store.query_one(
-            "SELECT id, role, subject FROM auth_tokens WHERE hash = ? AND revoked_at IS NULL",
-            (_hash(token),),
+            "SELECT id, role, subject FROM auth_tokens WHERE hash = ? AND revoked_at IS NULL"
+            " AND (expires_at IS NULL OR expires_at > ?)",
+            (_hash(token), _stamp()),
         )
         if row is None:
             return None
@@ -100,19 +133,21 @@ class TokenStore:
         with self.store.transaction() as db:
             cur = db.execute(
                 "UPDATE auth_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (datetime.now(UTC).isoformat(timespec="seconds"), token_id),
+                (_stamp(), token_id),
             )
         return cur.rowcount > 0
 
     def list(self, role: str | None = None, subject: str | None = None) -> list[TokenInfo]:
         where, params = where_equal(role=role, subject=subject)
         rows = self.store.query(
-            f"SELECT id, role, subject, label, created_at, revoked_at FROM auth_tokens{where}"
+            "SELECT id, role, subject, label, created_at, revoked_at, expires_at"
+            f" FROM auth_tokens{where}"
             " ORDER BY created_at, id", params,
         )
         return [TokenInfo(**dict(r)) for r in rows]
 
 
-def create_token(store: Store, role: str, subject: str | None, label: str = "") -> str:
+def create_token(store: Store, role: str, subject: str | None, label: str = "", *,
+                 expires_days: float | None = None) -> str:
     """``dj token create --role artist --artist ID`` calls this; print the result once."""
-    return TokenStore(store).create(role, subject, label)
+    return TokenStore(store).create(role, subject, label, expires_days=expires_days)

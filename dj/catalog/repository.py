@@ -12,7 +12,9 @@ from pathlib import Path
 
 from dj.catalog.licence import is_licensed
 from dj.catalog.models import Analysis, Artist, Deal, Listener, Share, Track
-from dj.store import Migration, Store
+from dj.store import Migration, Store, change_counter
+
+CHANGE_TOPIC = "catalog"
 
 MIGRATIONS = [
     Migration(
@@ -57,6 +59,9 @@ MIGRATIONS = [
         ALTER TABLE tracks ADD COLUMN tail_lu BLOB NOT NULL DEFAULT x'';
         """,
     ),
+    # what the in-memory cache holds: a write to these from any process drops it (refresh)
+    change_counter("catalog-0003-change-counters", CHANGE_TOPIC,
+                   ("artists", "tracks", "shares", "deals")),
 ]
 
 
@@ -122,6 +127,11 @@ class Catalog:
         self._tracks: dict[str, Track] | None = None
         self._deals: dict[str, list[Deal]] | None = None
         self._playable: dict[tuple[str, str, date], frozenset[str]] = {}
+
+    def refresh(self) -> None:
+        """Drop what is cached: the next read sees the database as it is (another process may
+        have written it; see :func:`dj.store.change_counter`)."""
+        self._invalidate()
 
     def _invalidate(self) -> None:
         with self._lock:
@@ -300,6 +310,12 @@ class Catalog:
 
     def is_playable(self, track_id: str, territory: str, tier: str, day: date) -> bool:
         return is_licensed(self.deals(track_id), territory, tier, day)
+
+    def is_playable_now(self, track_id: str, territory: str, tier: str, day: date) -> bool:
+        """:meth:`is_playable` from the database itself, not the cache: the check just before
+        a track airs, so a deal ended by another process a moment ago is already seen."""
+        rows = self.store.query("SELECT * FROM deals WHERE track_id = ? ORDER BY id", (track_id,))
+        return is_licensed([_deal_from_row(r) for r in rows], territory, tier, day)
 
     def playable_ids(self, territory: str, tier: str, day: date) -> frozenset[str]:
         """Memoised per (territory, tier, day) until the catalog changes: every pick asks."""

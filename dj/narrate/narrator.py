@@ -385,6 +385,12 @@ class Narrator:
         self._callbacks.append(callback)
 
     def _revoked(self, event: Revocation) -> None:
+        if event.narrowed:
+            # the renders stay: holders re-check each queued line in their own territory
+            self._announce([event.line_id] if event.line_id is not None
+                           else [ln.id for ln in self.lines.lines(event.artist_id)]
+                           + [u.line_id for u in self._known_naming(event.artist_id)])
+            return
         if event.line_id is not None:
             deleted = self.cache.delete_line(event.line_id)
         else:
@@ -402,6 +408,14 @@ class Narrator:
                 self._known.pop(key, None)
         deleted += self.cache.discard(gone)
         logger.info("revoked %s: %d cached renders deleted", event.subject, deleted)
+        self._announce(subjects)
+
+    def _known_naming(self, artist_id: str) -> list[Utterance]:
+        with self._lock:
+            return [u for u in self._known.values()
+                    if artist_id in u.artists or u.artist_id == artist_id]
+
+    def _announce(self, subjects: list[str]) -> None:
         for subject in dict.fromkeys(subjects):
             for callback in list(self._callbacks):
                 try:

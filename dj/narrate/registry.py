@@ -31,11 +31,13 @@ from dj.narrate.lines import (
     line_content_id,
 )
 from dj.narrate.packs import ArtistPack
-from dj.store import Migration, Store, where_equal
+from dj.store import Migration, Store, change_counter, where_equal
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+CHANGE_TOPIC = "narrate"
 
 MIGRATIONS = [
     Migration(
@@ -65,7 +67,10 @@ MIGRATIONS = [
         CREATE TRIGGER narrate_audit_no_delete BEFORE DELETE ON narrate_audit
         BEGIN SELECT RAISE(ABORT, 'narrate_audit is append-only'); END;
         """,
-    )
+    ),
+    # a line or consent changed by another process reaches this one's memory (refresh)
+    change_counter("narrate-0002-change-counters", CHANGE_TOPIC,
+                   ("narrate_lines", "narrate_consents")),
 ]
 
 
@@ -99,6 +104,9 @@ class Revocation:
     artist_id: str
     line_id: str | None = None  # set for a line revocation
     consent_kind: str | None = None  # set for a consent revocation
+    #: still approved or active, with another scope: renders stay valid where it still holds,
+    #: and whoever holds one queued checks it again in their own territory
+    narrowed: bool = False
 
     @property
     def subject(self) -> str:
@@ -160,12 +168,45 @@ class LineRegistry:
         self._hooks: list[Callable[[Revocation], None]] = []
         #: Stored rows that could not be loaded (skipped, each logged): path/row and reason.
         self.load_problems: list[str] = []
-        lines = _load_rows(store.query("SELECT * FROM narrate_lines"), _line_from_row,
-                           "narrate_lines", self.load_problems)
-        self._lines = {ln.id: ln for ln in lines}
-        consents = _load_rows(store.query("SELECT * FROM narrate_consents"), _consent_from_row,
-                              "narrate_consents", self.load_problems)
-        self._consents = {(c.artist_id, c.kind): c for c in consents}
+        self._lines, self._consents = self._read(self.load_problems)
+
+    def _read(self, problems: list[str]) -> tuple[dict[str, Line], dict[tuple[str, str], Consent]]:
+        lines = _load_rows(self.store.query("SELECT * FROM narrate_lines"), _line_from_row,
+                           "narrate_lines", problems)
+        consents = _load_rows(self.store.query("SELECT * FROM narrate_consents"),
+                              _consent_from_row, "narrate_consents", problems)
+        return {ln.id: ln for ln in lines}, {(c.artist_id, c.kind): c for c in consents}
+
+    def refresh(self) -> list[Revocation]:
+        """Read the stored lines and consents again (another process may have changed them).
+
+        Whatever is no longer allowed as it was (a line no longer approved, or changed; a
+        consent no longer active, or with another scope; a row that no longer loads) is
+        announced to the hooks exactly like a revocation made here. Blocking.
+        """
+        problems: list[str] = []
+        lines, consents = self._read(problems)
+        events: list[Revocation] = []
+        with self.lock:
+            for line_id, old in self._lines.items():
+                new = lines.get(line_id)
+                if old.approved and (new is None or not new.approved
+                                     or (new.text, new.scope) != (old.text, old.scope)):
+                    narrowed = (new is not None and new.approved and new.text == old.text)
+                    events.append(Revocation(old.artist_id, line_id=line_id, narrowed=narrowed))
+            for (artist_id, kind), old in self._consents.items():
+                new = consents.get((artist_id, kind))
+                if old.active and (new is None or not new.active
+                                   or (new.personas, new.territories, new.evidence)
+                                   != (old.personas, old.territories, old.evidence)):
+                    events.append(Revocation(artist_id, consent_kind=kind,
+                                             narrowed=new is not None and new.active))
+            self._lines, self._consents = lines, consents
+            self.load_problems = problems
+        for event in events:
+            logger.info("changed elsewhere, in force here now: %s", event.subject)
+            self._notify(event)
+        return events
 
     @property
     def rows_skipped(self) -> int:
@@ -363,8 +404,8 @@ class LineRegistry:
             self._consents[(artist_id, kind)] = new
         logger.info("consent %s of %s %s by %s", kind, artist_id,
                     "granted" if active else "revoked", who)
-        if not active and old is not None and old.active:
-            self._notify(Revocation(artist_id, consent_kind=kind))
+        if old is not None and old.active:  # revoked, or its scope changed (maybe narrowed)
+            self._notify(Revocation(artist_id, consent_kind=kind, narrowed=active))
         return new
 
     # -- files ----------------------------------------------------------------------------

@@ -242,7 +242,7 @@ class Programme:
                 if prepared is None:
                     return None
                 today = self.clock().date()
-                if not self.catalog.is_playable(
+                if not self.catalog.is_playable_now(
                     prepared.track.id, self.listener.territory, self.listener.tier, today
                 ):
                     logger.warning(

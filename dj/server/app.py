@@ -8,9 +8,12 @@ from importlib import resources
 
 from aiohttp import web
 
+from dj.auth import TokenStore, bearer_token
 from dj.config import Config
 from dj.server import stream_routes
-from dj.server.keys import CONFIG, CONNECTIONS, CONTROLS, OPENING, PACING, STATION
+from dj.server.changes import watch_changes
+from dj.server.keys import ACCESS, CONFIG, CONNECTIONS, CONTROLS, OPENING, PACING, STATION
+from dj.server.listener_access import CONTROL_ROLES, ListenerAccess
 from dj.server.retraining import periodic_retraining
 from dj.stream import BadRequest, Controls, Station
 from dj.stream.station import check_listener_id
@@ -105,8 +108,14 @@ async def personas(request: web.Request) -> web.Response:
     )
 
 
-def _session_or_404(station: Station, listener_id: str):
-    session = station.sessions.live(check_listener_id(listener_id))
+async def _session_or_404(request: web.Request):
+    """The live session of the path's listener, once the request has shown it may act as them
+    (an account's own listener token; nothing for an anonymous name)."""
+    station = request.app[STATION]
+    listener_id = check_listener_id(request.match_info["listener"])
+    await asyncio.get_running_loop().run_in_executor(
+        None, request.app[ACCESS].resolve, listener_id, bearer_token(request), CONTROL_ROLES)
+    session = station.sessions.live(listener_id)
     if session is None:
         raise web.HTTPNotFound(
             text='{"error": "no live session for this listener"}', content_type="application/json"
@@ -116,25 +125,20 @@ def _session_or_404(station: Station, listener_id: str):
 
 @routes.get("/api/listeners/{listener}/now-playing")
 async def now_playing(request: web.Request) -> web.Response:
-    station = request.app[STATION]
-    session = _session_or_404(station, request.match_info["listener"])
+    session = await _session_or_404(request)
     return web.json_response(session.now_playing())
 
 
 @routes.post("/api/listeners/{listener}/skip")
 async def skip(request: web.Request) -> web.Response:
-    station = request.app[STATION]
-    listener_id = request.match_info["listener"]
-    _session_or_404(station, listener_id)
-    track = await request.app[CONTROLS].skip(listener_id)
+    session = await _session_or_404(request)
+    track = await request.app[CONTROLS].skip(session.listener.id)
     return web.json_response({"skipped": track.id if track else None})
 
 
 async def _feedback(request: web.Request, kind: str) -> web.Response:
-    station = request.app[STATION]
-    listener_id = request.match_info["listener"]
-    _session_or_404(station, listener_id)
-    track = await request.app[CONTROLS].feedback(listener_id, kind)
+    session = await _session_or_404(request)
+    track = await request.app[CONTROLS].feedback(session.listener.id, kind)
     if track is None:
         raise web.HTTPConflict(
             text='{"error": "nothing is playing yet"}', content_type="application/json"
@@ -183,16 +187,17 @@ def create_app(
     app[CONTROLS] = Controls(station)
     app[CONNECTIONS] = set()
     app[OPENING] = {}
+    tokens = TokenStore(station.catalog.store)
+    app[ACCESS] = ListenerAccess(config, station.catalog, tokens)
     app.add_routes(routes)
     app.add_routes(stream_routes.routes)
     if station.narrator is not None:
-        from dj.auth import TokenStore
         from dj.server.artist_routes import setup_artist_routes
 
         setup_artist_routes(
             app,
             narrator=station.narrator,
-            tokens=TokenStore(station.catalog.store),
+            tokens=tokens,
             ledger=station.ledger,
         )
     else:
@@ -216,6 +221,7 @@ def create_app(
     app.on_startup.append(warm_bodies)
     app.on_shutdown.append(stop_streams)
     app.cleanup_ctx.append(release_left_sessions)
+    app.cleanup_ctx.append(watch_changes)
     app.cleanup_ctx.append(
         periodic_retraining(station, config.recommend.retrain_interval_s)
     )

@@ -7,6 +7,7 @@ import asyncio
 from aiohttp import web
 
 from dj.config import Config
+from dj.server.listener_access import ListenerAccess
 from dj.stream import Controls, Session, Station
 
 CONFIG = web.AppKey("config", Config)
@@ -15,3 +16,4 @@ CONTROLS = web.AppKey("controls", Controls)
 PACING = web.AppKey("pacing", bool)
 CONNECTIONS = web.AppKey("connections", set[asyncio.Task])
 OPENING = web.AppKey("opening", dict[str, asyncio.Future[Session]])
+ACCESS = web.AppKey("access", ListenerAccess)

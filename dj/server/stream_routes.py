@@ -12,8 +12,10 @@ import logging
 
 from aiohttp import web
 
-from dj.server.keys import CONFIG, CONNECTIONS, OPENING, PACING, STATION
-from dj.stream import Connection, IcyFramer, Session, SocketGauge, Station
+from dj.catalog import Listener
+from dj.server.keys import ACCESS, CONFIG, CONNECTIONS, OPENING, PACING, STATION
+from dj.server.listener_access import stream_credential
+from dj.stream import BadRequest, Connection, IcyFramer, Session, SocketGauge, Station
 from dj.stream.station import check_listener_id
 
 logger = logging.getLogger(__name__)
@@ -38,9 +40,7 @@ def _headers(request: web.Request, listener_id: str, persona: str, icy: bool) ->
     return headers
 
 
-async def _open(
-    app: web.Application, listener_id: str, territory: str | None, persona: str | None
-) -> Session:
+async def _open(app: web.Application, listener: Listener, persona: str | None) -> Session:
     """A new session for ``listener_id``. Connections that arrive while one is being opened
     (VLC drops its first request and retries at once) wait for it and take it over, instead of
     opening a second programme."""
@@ -48,16 +48,15 @@ async def _open(
     opening = app[OPENING]
     loop = asyncio.get_running_loop()
     while True:
-        pending = opening.get(listener_id)
+        pending = opening.get(listener.id)
         if pending is None:
             break
         session = await asyncio.shield(pending)
         if not session.closed:
             return session
     future: asyncio.Future[Session] = loop.create_future()
-    opening[listener_id] = future
+    opening[listener.id] = future
     try:
-        listener = await loop.run_in_executor(None, station.listener, listener_id, territory)
         session = await loop.run_in_executor(None, station.open_session, listener, persona)
         future.set_result(session)
         return session
@@ -66,7 +65,7 @@ async def _open(
         future.exception()  # retrieved: waiters re-raise it, nobody else needs to
         raise
     finally:
-        opening.pop(listener_id, None)
+        opening.pop(listener.id, None)
 
 
 @routes.get("/stream/{listener}.mp3")  # aiohttp routes HEAD here too
@@ -76,7 +75,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     listener_id = check_listener_id(request.match_info["listener"])
     persona = request.query.get("persona") or None
     station.check_persona(persona)
-    territory = station.check_territory(request.query.get("territory"))
+    if "territory" in request.query:
+        raise BadRequest("territory comes from the listener's account (or the operator's"
+                         " configuration), not from the request")
+    listener = await asyncio.get_running_loop().run_in_executor(
+        None, request.app[ACCESS].resolve, listener_id, stream_credential(request))
     icy = request.headers.get("Icy-MetaData", "").strip() == "1"
 
     existing = station.sessions.get(listener_id)
@@ -102,7 +105,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     conn: Connection | None = None
     try:
         if session is None:
-            session = await _open(request.app, listener_id, territory, persona)
+            session = await _open(request.app, listener, persona)
         conn = Connection(
             station,
             session,

@@ -225,11 +225,16 @@ class Session:
         return track
 
     def revoke_voice(self, line_id: str) -> None:
-        """Called when an artist revokes a line: it must not air from now on."""
+        """Called when an artist revokes or narrows a line or a consent behind it: what it
+        touches and can no longer air for this listener must not air from now on."""
+        touched = [u for u in self.programme.utterances() if u.line_id == line_id]
+        # a narrowing leaves what is still allowed here alone; a revoke leaves nothing
+        gone = [u for u in touched if self._voice_source(u.key) is None]
+        if touched and not gone:
+            return
         self.programme.line_revoked(line_id)
-        for utt in self.programme.utterances():
-            if utt.line_id == line_id:
-                self._revoked_keys.add(utt.key)
+        for utt in gone:
+            self._revoked_keys.add(utt.key)
         for key in self._revoked_keys:
             self.source.cancel_voice(key)
         if self.now.speaking and self.now.voice_line == line_id:

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LISTENER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
-TERRITORY = re.compile(r"[A-Za-z]{2}")
 
 
 class BadRequest(ValueError):
@@ -117,13 +116,6 @@ class Station:
                 f"unknown persona {persona!r}; known: " + ", ".join(sorted(self.narrator.personas))
             )
 
-    def check_territory(self, territory: str | None) -> str | None:
-        if territory is None:
-            return None
-        if not TERRITORY.fullmatch(territory):
-            raise BadRequest("territory must be an ISO 3166-1 alpha-2 code, e.g. US")
-        return territory.upper()
-
     def persona_for(self, listener_id: str, persona: str | None) -> tuple[str, str, str]:
         """(persona, experiment, arm) for a new session; no side effects."""
         chosen, experiment, arm = self.experiments.persona_for(
@@ -135,20 +127,14 @@ class Station:
             chosen = self.narrator.persona(None).name
         return chosen, experiment, arm
 
-    def listener(self, listener_id: str, territory: str | None = None) -> Listener:
-        """The stored listener, or a new one in ``territory`` (default from config). Blocking."""
+    def listener(self, listener_id: str) -> Listener:
+        """The stored listener, or an anonymous one (never stored) in the operator's anonymous
+        territory. Blocking. Who may act as whom is the server's to decide."""
         check_listener_id(listener_id)
-        territory = self.check_territory(territory)
         listener = self.catalog.listener(listener_id)
         if listener is None:
-            listener = Listener(
-                listener_id, territory or self.config.default_territory, self.config.default_tier
-            )
-            self.catalog.add_listener(listener)
-        elif territory is not None and territory != listener.territory:
-            listener = Listener(
-                listener.id, territory, listener.tier, listener.display_name, listener.tags
-            )
+            listener = Listener(listener_id, self.config.access.anonymous_territory.upper(),
+                                self.config.default_tier)
         return listener
 
     def open_session(self, listener: Listener, persona: str | None = None) -> Session:
