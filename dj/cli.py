@@ -56,9 +56,11 @@ def _serve(config: Config, banner: list[str]) -> int:
 
     from dj.server.access_log import KeyHidingAccessLogger
     from dj.server.app import create_app
+    from dj.server.memory import tune as tune_malloc
     from dj.server.wiring import build_station
 
     station = build_station(config)
+    tune_malloc(station)  # before the worker threads start: they get the capped arenas
     app = create_app(config, station, own_station=True)
     base = f"http://{config.host}:{config.port}"
     personas = ", ".join(sorted(station.narrator.personas)) if station.narrator else "none"
@@ -138,15 +140,19 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from dj.server.wiring import load_or_train, pin_blas_threads
+    from dj.ledger import Ledger
+    from dj.server.wiring import load_or_train, pin_blas_threads, training_interactions
 
     pin_blas_threads()
     config = _config(args)
     catalog = _open_catalog(config)
-    model = load_or_train(config, catalog, retrain=True)
+    ledger = Ledger(catalog.store)
+    model = load_or_train(config, catalog, retrain=True, ledger=ledger)
+    logged = len(training_interactions(catalog, ledger)) - len(catalog.interactions())
     print(
-        f"trained on {len(catalog.interactions())} interactions; {len(model.item_ids)} tracks;"
-        f" saved in {config.model_dir}"
+        f"trained on {len(catalog.interactions())} history interactions and {logged:+d} pairs"
+        f" from what the station logged; {len(model.item_ids)} tracks; saved in"
+        f" {config.model_dir} (a running server picks it up)"
     )
     return 0
 
@@ -215,12 +221,14 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from dj.ledger import Ledger
-    from dj.ledger.report import run_report
+    from dj.ledger.report import run, run_report
 
     config = _config(args)
     catalog = _open_catalog(config)
     Ledger(catalog.store)  # an empty data dir has no ledger tables yet
-    return run_report(catalog, method=args.method, out=sys.stdout)
+    if getattr(args, "report_command", None) is None:  # the old all-time shares
+        return run_report(catalog, method=args.method, out=sys.stdout)
+    return run(catalog.store, args, sys.stdout, sys.stderr)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -289,10 +297,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(t)
     t.add_argument("id")
     t.set_defaults(func=cmd_token)
-    p = sub.add_parser("report", help="payout report from the ledger")
+    p = sub.add_parser("report", help="royalties, plays and lines reports from the ledger",
+                       description="Without a subcommand: all-time payout shares as CSV.")
     common(p)
-    p.add_argument("--method", choices=["pro-rata", "user-centric"], default="pro-rata")
+    p.add_argument("--method", choices=["pro-rata", "user-centric"], default="pro-rata",
+                   help="without a subcommand: the payout model of the shares")
     p.set_defaults(func=cmd_report)
+    from dj.ledger.report import add_arguments as report_arguments
+
+    report_arguments(p, [(("--config",), {"type": Path, "help": "a TOML file over"
+                                          " config/default.toml"}),
+                         (("--data-dir",), {"type": Path, "help": "catalog, database, models"
+                                            " and caches"})])
     return parser
 
 

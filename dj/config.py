@@ -98,6 +98,10 @@ class AccessConfig:
     # stream and controls always need its own key or token
     anonymous: bool = True
     anonymous_territory: str = "US"  # where anonymous listeners are taken to be, for licences
+    # writes and controls (POST under /api) per token, or per client address without one:
+    # a sustained rate and the burst allowed above it; 0 turns the limit off
+    writes_per_minute: float = 60.0
+    write_burst: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +229,8 @@ def load_config(
                         ("access.anonymous_territory", config.access.anonymous_territory)):
         if not (len(code) == 2 and code.isascii() and code.isalpha()):
             problems.append(f"{where}: {code!r} is not an ISO 3166-1 alpha-2 code")
+    if config.access.writes_per_minute < 0 or config.access.write_burst < 1:
+        problems.append("access: writes_per_minute must be >= 0 and write_burst >= 1")
     if problems:
         raise ConfigError(problems)
     return config

@@ -43,6 +43,36 @@ def demo_station(demo_config, demo_catalog):
     station.shutdown()
 
 
+@pytest.fixture(scope="session")
+def long_tracks_dir(demo_catalog, tmp_path_factory) -> Path:
+    """A data dir whose few tracks are each long enough to qualify (the short demo's are not),
+    made from the demo's own audio by `dj ingest` with a manifest. Built once per run."""
+    import numpy as np
+    from pedalboard.io import AudioFile
+
+    from dj.cli import main as dj
+
+    source = tmp_path_factory.mktemp("long-src")
+    data_dir = tmp_path_factory.mktemp("long-data")
+    manifest = ['[[artist]]\nid = "loop-artist"\nname = "Loop Artist"\n']
+    for i, track in enumerate(demo_catalog.tracks()[:4]):
+        with AudioFile(str(track.audio_path)) as f:
+            audio, rate = f.read(f.frames), f.samplerate
+        repeats = int(np.ceil(75.0 * rate / audio.shape[1]))
+        with AudioFile(str(source / f"loop-{i}.wav"), "w", rate, audio.shape[0]) as out:
+            out.write(np.tile(audio, repeats)[:, : int(75.0 * rate)])
+        manifest.append(
+            f'[[track]]\nfile = "loop-{i}.wav"\nid = "loop-{i}"\ntitle = "Loop {i}"\n'
+            'artist = "loop-artist"\n'
+            'shares = [{ party = "Loop Label", role = "master", share = 100 },'
+            ' { party = "Loop Songs", role = "publishing", share = 100 }]\n'
+            'deals = [{ territories = ["WW"] }]\n')
+    (source / "manifest.toml").write_text("\n".join(manifest), encoding="utf-8")
+    assert dj(["ingest", str(source), "--manifest", str(source / "manifest.toml"),
+               "--data-dir", str(data_dir), "--quiet"]) == 0
+    return data_dir
+
+
 async def _server(aiohttp_server, config, station, *, pacing: bool):
     from dj.server.app import create_app
 

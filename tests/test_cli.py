@@ -60,7 +60,7 @@ def test_tokens_are_listed_without_secrets_and_revoked_by_id(tmp_path, capsys):
     assert dj(["token", "list", *data]) == 0
     listing = capsys.readouterr().out
     assert token_id in listing and "carol" in listing and "active" in listing
-    assert token not in listing and token.split("_")[2] not in listing
+    assert token not in listing and token.split("_", 2)[2] not in listing
     assert dj(["token", "revoke", token_id, *data]) == 0
     assert TokenStore(store).authenticate(token) is None
     assert dj(["token", "revoke", token_id, *data]) == 1

@@ -10,7 +10,7 @@ from .streamcheck import decode_mp3, longest_silence_s
 
 
 def rows(station, listener: str) -> dict[str, object]:
-    station.writer.flush()
+    station.flush_writes()
     return {p.event_id: p for p in station.ledger.plays(listener)}
 
 

@@ -200,7 +200,7 @@ async def test_a_stalled_client_is_dropped_and_credited_nothing(paced, demo_stat
     reader = demo_station.sessions.get(reader_id)
     if reader is not None:
         demo_station.release(reader)
-    demo_station.writer.flush()
+    demo_station.flush_writes()
     plays = demo_station.ledger.plays(stalled_id)
     assert all((p.played_s or 0) < 30 for p in plays)
     assert demo_station.ledger.airings(listener_id=stalled_id) == []
@@ -232,7 +232,7 @@ async def test_reconnect_resumes_and_another_device_takes_over(fast, demo_statio
                 assert demo_station.sessions.live(listener) is session
     await eventually(lambda: demo_station.sessions.live(listener) is None)
     demo_station.release(session)
-    demo_station.writer.flush()
+    demo_station.flush_writes()
     plays = demo_station.ledger.plays(listener)
     ids = [p.event_id for p in plays]
     assert len(ids) == len(set(ids))
@@ -266,6 +266,6 @@ async def test_vlc_plays_the_stream_with_titles(paced, demo_station):
     session = demo_station.sessions.get(listener)
     assert session is not None  # one programme, kept for a resume
     demo_station.release(session)
-    demo_station.writer.flush()
+    demo_station.flush_writes()
     plays = demo_station.ledger.plays(listener)
     assert plays and len({p.session_id for p in plays}) == 1

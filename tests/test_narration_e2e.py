@@ -24,7 +24,7 @@ def url(server, path: str) -> str:
 
 
 def flush(station) -> None:
-    station.writer.flush()  # queued ledger writes are done
+    station.flush_writes()  # queued ledger writes are done
 
 
 def airings_of(station, line_id: str, session_id: str) -> int:

@@ -216,7 +216,7 @@ async def test_real_music_streams_and_a_corrupt_file_is_skipped(aiohttp_server, 
     assert decoded.returncode == 0, decoded.stderr
     assert len(decoded.pcm) / decoded.rate >= 6 * 60 * 0.95
     assert longest_silence_s(decoded.pcm, decoded.rate) < 2.0
-    station.writer.flush()
+    station.flush_writes()
     plays = station.ledger.plays(listener)
     assert corrupted.id not in {p.track_id for p in plays}
     # the corrupted track was queued behind the first one: another took its place (real tracks

@@ -65,7 +65,7 @@ async def test_stream_decodes_titles_change_and_only_licensed_tracks_air(server,
     for _, title in titles:
         assert by_title[title] in playable, f"unlicensed track announced: {title}"
     # every play is written once, for a licensed track, with its rightsholders
-    demo_station.writer.flush()  # wait for queued ledger writes
+    demo_station.flush_writes()  # wait for queued ledger writes
     plays = demo_station.ledger.plays(listener)
     assert len(plays) >= len(distinct)
     assert all(p.track_id in playable for p in plays)

@@ -24,6 +24,11 @@ def bearer_token(request: web.Request) -> str | None:
     return value.strip()
 
 
+def a_role(role: str) -> str:
+    """``"an admin"``, ``"a listener"``: for messages."""
+    return f"an {role}" if role[0] in "aeiou" else f"a {role}"
+
+
 def _error(cls: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
     return cls(text=json.dumps({"error": message}), content_type="application/json",
                headers=headers or None)
@@ -40,7 +45,7 @@ def require(request: web.Request, tokens: TokenStore, *roles: str,
         raise _error(web.HTTPUnauthorized, "a valid bearer token is required",
                      **{"WWW-Authenticate": 'Bearer realm="dj"'})
     if principal.role not in roles:
-        raise _error(web.HTTPForbidden, f"this needs a {' or '.join(roles)} token")
+        raise _error(web.HTTPForbidden, f"this needs {' or '.join(map(a_role, roles))} token")
     if subject is not None and principal.subject != subject:
         raise _error(web.HTTPForbidden, "this token does not speak for this subject")
     return principal

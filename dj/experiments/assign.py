@@ -52,25 +52,35 @@ class Experiment:
 
 
 def load_experiments(path: Path) -> list[Experiment]:
-    """Read ``[[experiment]]`` tables; a broken file is logged and gives no experiment."""
+    """Read ``[[experiment]]`` tables. A file that is not TOML is logged (with its line) and gives
+    no experiment; a malformed experiment is logged with its place and skipped alone."""
     if not path.exists():
         return []
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        experiments = []
-        for e in data.get("experiment", []):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        logger.error("experiments file %s ignored: %s", path, exc)
+        return []
+    raw = data.get("experiment", [])
+    if not isinstance(raw, list):
+        logger.error("experiments file %s ignored: [[experiment]] must be an array of tables",
+                     path)
+        return []
+    experiments = []
+    for i, e in enumerate(raw):
+        try:
             if not e.get("active", True):
                 continue
             arms = tuple(
-                Arm(a["name"], a["persona"], float(a.get("weight", 1.0))) for a in e["arm"]
+                Arm(str(a["name"]), str(a["persona"]), float(a.get("weight", 1.0)))
+                for a in e["arm"]
             )
-            if not arms:
-                raise ValueError(f"experiment {e['name']!r} has no arms")
-            experiments.append(Experiment(e["name"], arms, str(e.get("salt", ""))))
-        return experiments
-    except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as exc:
-        logger.error("experiments file %s ignored: %s", path, exc)
-        return []
+            if not arms or any(not a.weight > 0 for a in arms):
+                raise ValueError("needs arms, each with a weight above 0")
+            experiments.append(Experiment(str(e["name"]), arms, str(e.get("salt", ""))))
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            logger.error("%s: experiment[%d] skipped: %s", path, i, exc)
+    return experiments
 
 
 class Experiments:

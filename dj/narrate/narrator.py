@@ -24,7 +24,7 @@ import numpy as np
 
 from dj.catalog.repository import Catalog
 from dj.config import Config
-from dj.ledger.log import Ledger
+from dj.ledger.log import Event, Ledger
 from dj.narrate.cache import VoiceCache
 from dj.narrate.consent import PERSONA_TEXT
 from dj.narrate.engines.base import SpeechEngine
@@ -367,11 +367,22 @@ class Narrator:
             return None
         return self.cache.get(key)
 
+    @staticmethod
+    def airing_event(utt: Utterance, *, listener_id: str, session_id: str, event_id: str,
+                     **context: str) -> Event:
+        """The ledger event for ``utt`` heard to its end: it credits the line's artist and every
+        artist its words name. ``context``: territory, tier, experiment, arm."""
+        artists = sorted(set(utt.artists) | ({utt.artist_id} if utt.artist_id else set()))
+        return Event(event_id, "line_aired", listener_id, session_id=session_id,
+                     persona=utt.persona, line_id=utt.line_id, artist_id=utt.artist_id,
+                     detail={"engine": utt.engine, "text": utt.text, "artists": artists},
+                     **context)
+
     def record_airing(self, utt: Utterance, *, listener_id: str, session_id: str,
                       event_id: str) -> None:
-        self.ledger.line_aired(event_id=event_id, line_id=utt.line_id, artist_id=utt.artist_id,
-                               persona=utt.persona, listener_id=listener_id,
-                               session_id=session_id, engine=utt.engine, text=utt.text)
+        """Write the airing at once (blocking); the stream batches :meth:`airing_event`."""
+        self.ledger.append([self.airing_event(utt, listener_id=listener_id,
+                                              session_id=session_id, event_id=event_id)])
 
     # -- revocation -----------------------------------------------------------------------
     def on_revoke(self, callback: Callable[[str], None]) -> None:

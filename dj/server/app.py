@@ -10,11 +10,15 @@ from aiohttp import web
 
 from dj.auth import TokenStore, bearer_token
 from dj.config import Config
-from dj.server import stream_routes
+from dj.server import admin_routes, stream_routes
+from dj.server.access_log import quiet_parser_errors
 from dj.server.changes import watch_changes
 from dj.server.keys import ACCESS, CONFIG, CONNECTIONS, CONTROLS, OPENING, PACING, STATION
 from dj.server.listener_access import CONTROL_ROLES, ListenerAccess
+from dj.server.openapi import OPENAPI_PATH, openapi_json
+from dj.server.rate_limit import RATE_LIMITER, RateLimiter, limit_writes
 from dj.server.retraining import periodic_retraining
+from dj.server.wiring import MODEL_FILE
 from dj.stream import BadRequest, Controls, Station
 from dj.stream.station import check_listener_id
 
@@ -83,6 +87,9 @@ async def healthz(request: web.Request) -> web.Response:
             "tracks": len(station.catalog.tracks()),
             "narrator": station.narrator is not None,
             "failures": dict(station.failures),
+            "ledger": {"queued": station.ledger_writer.depth,
+                       "written": station.ledger_writer.written,
+                       "write_errors": station.ledger_writer.errors},
             "path": station.config.stream.path,
             "shared": {  # what every listener shares on the spliced path
                 "bodies": len(station.bodies),
@@ -127,6 +134,45 @@ async def _session_or_404(request: web.Request):
 async def now_playing(request: web.Request) -> web.Response:
     session = await _session_or_404(request)
     return web.json_response(session.now_playing())
+
+
+HISTORY_MAX = 200
+
+
+@routes.get("/api/listeners/{listener}/history")
+async def history(request: web.Request) -> web.Response:
+    """What an account's listener played, newest first, with seconds heard and how each ended.
+    Anonymous names keep no history anyone could read: this needs the listener's own token."""
+    station = request.app[STATION]
+    listener_id = check_listener_id(request.match_info["listener"])
+    token = bearer_token(request)
+    if token is None:
+        raise web.HTTPUnauthorized(
+            text='{"error": "a history is kept for accounts: send the listener\'s token"}',
+            content_type="application/json", headers={"WWW-Authenticate": 'Bearer realm="dj"'})
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise BadRequest("limit must be a whole number") from None
+    if not 1 <= limit <= HISTORY_MAX:
+        raise BadRequest(f"limit must be from 1 to {HISTORY_MAX}")
+
+    def read() -> list[dict]:
+        request.app[ACCESS].resolve(listener_id, token, CONTROL_ROLES)
+        out = []
+        for play in station.ledger.plays(listener_id, limit=limit):
+            track = station.catalog.track(play.track_id)
+            out.append({
+                "play_id": play.event_id, "track": play.track_id,
+                "title": track.title if track else None,
+                "artist": track.artist_name if track else None,
+                "started_at": play.started_at, "ended_at": play.ended_at,
+                "played_s": play.played_s, "outcome": play.outcome,
+            })
+        return out
+
+    plays = await asyncio.get_running_loop().run_in_executor(None, read)
+    return web.json_response({"listener": listener_id, "plays": plays})
 
 
 @routes.post("/api/listeners/{listener}/skip")
@@ -180,7 +226,9 @@ def create_app(
 ) -> web.Application:
     """The app factory. The station is built beforehand (blocking: model and voices load), so
     that every route, the artist API included, is known before the app starts."""
-    app = web.Application(middlewares=[json_errors])
+    quiet_parser_errors()
+    app = web.Application(middlewares=[json_errors, limit_writes])
+    app[RATE_LIMITER] = RateLimiter(config.access.writes_per_minute, config.access.write_burst)
     app[CONFIG] = config
     app[PACING] = config.stream.pacing if pacing is None else pacing
     app[STATION] = station
@@ -191,6 +239,11 @@ def create_app(
     app[ACCESS] = ListenerAccess(config, station.catalog, tokens)
     app.add_routes(routes)
     app.add_routes(stream_routes.routes)
+    app.router.add_get(OPENAPI_PATH, openapi_json)
+    from dj.server.artist_routes import artist_portal  # the page says so when the API is off
+
+    app.router.add_get("/artist", artist_portal)
+    app.add_routes(admin_routes.routes)
     if station.narrator is not None:
         from dj.server.artist_routes import setup_artist_routes
 
@@ -223,7 +276,8 @@ def create_app(
     app.cleanup_ctx.append(release_left_sessions)
     app.cleanup_ctx.append(watch_changes)
     app.cleanup_ctx.append(
-        periodic_retraining(station, config.recommend.retrain_interval_s)
+        periodic_retraining(station, config.recommend.retrain_interval_s,
+                            config.model_dir / MODEL_FILE)
     )
     if own_station:
 

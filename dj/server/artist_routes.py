@@ -6,6 +6,9 @@ where their lines aired. Every change is committed before the response is sent.
     GET  /api/artists/{artist}/lines                 lines with state and audit trail, consents
     GET  /api/artists/{artist}/airings               newest first
     POST /api/artists/{artist}/consent               {kind, action: grant|revoke, evidence}
+    GET  /api/artists/{artist}/statement?period=YYYY-MM   plays, listeners, lines, pool shares
+    GET  /api/artists/me                             which artist the token speaks for, limits
+    GET  /artist                                     the artist portal (a page using the above)
 
 401 without a valid token, 403 with another artist's token, 400 for a malformed body (not JSON,
 nested too deeply, a lone surrogate, a blank or unknown scope name, a date outside the supported
@@ -17,17 +20,24 @@ reason). Every error is JSON ``{"error": message}``; nothing is stored for a ref
 from __future__ import annotations
 
 import asyncio
+import base64
+import functools
+import hashlib
 import json
 import logging
+import re
 from collections.abc import Callable
+from importlib import resources
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
 
 from dj.auth import Principal, TokenStore, require
 from dj.ledger.log import Ledger
+from dj.ledger.royalties import RoyaltyError, artist_statement, current_period, parse_period
 from dj.narrate import ClipError, LineError, LineNotFound, LineScope, Narrator
-from dj.narrate.lines import check_chars
+from dj.narrate.consent import CONSENT_KINDS
+from dj.narrate.lines import MAX_TEXT_CHARS, check_chars
 
 logger = logging.getLogger(__name__)
 
@@ -264,7 +274,9 @@ async def set_consent(request: web.Request) -> web.Response:
     action = body.get("action")
     if not isinstance(action, str) or action not in ("grant", "revoke"):
         raise _json_error(web.HTTPBadRequest, "action must be 'grant' or 'revoke'")
-    evidence = body.get("evidence") or ""
+    # null is no evidence; any other non-string ({}, 0, false) is an error, not a blank
+    evidence = body.get("evidence")
+    evidence = "" if evidence is None else evidence
     if not isinstance(evidence, str) or len(evidence) > MAX_EVIDENCE_CHARS:
         raise _json_error(web.HTTPBadRequest,
                           f"evidence must be a string of at most {MAX_EVIDENCE_CHARS} characters")
@@ -280,6 +292,72 @@ async def set_consent(request: web.Request) -> web.Response:
     return web.json_response({"consent": consent.to_json()})
 
 
+async def whoami(request: web.Request) -> web.Response:
+    """The artist an artist token speaks for, so the portal knows its paths; with the limits it
+    checks before uploading and the consent kinds it offers. 401 without a valid token, 403 for
+    a valid token of another role (the same answers as every artist route)."""
+    principal = require(request, request.app[ARTIST_TOKENS], "artist")
+    return web.json_response(
+        {
+            "role": principal.role,
+            "subject": principal.subject,
+            "consent_kinds": list(CONSENT_KINDS),
+            "limits": {
+                "clip_bytes": request.app.get(ARTIST_MAX_CLIP, MAX_CLIP_BYTES),
+                "text_chars": MAX_TEXT_CHARS,
+                "evidence_chars": MAX_EVIDENCE_CHARS,
+            },
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def statement(request: web.Request) -> web.Response:
+    """The artist's statement for a month (``period=YYYY-MM``, default this month, UTC; a day
+    YYYY-MM-DD too): qualifying plays of their tracks, listeners, aired lines, and each track's
+    rightsholders' shares of the pools under both models, with amounts once the operator has
+    recorded the period's revenue (``dj report royalties --record``). 400 for a bad period."""
+    artist, _ = _artist(request)
+    raw = request.query.get("period")
+    try:
+        period = current_period() if raw is None else parse_period(raw)
+    except RoyaltyError as exc:
+        raise _json_error(web.HTTPBadRequest, str(exc)) from None
+    store = request.app[ARTIST_LEDGER].store
+    body = await _blocking(artist_statement, store, artist, period)
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+PORTAL_PAGE = "artist_portal.html"
+_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
+
+
+@functools.cache
+def _portal() -> tuple[str, str]:
+    """The portal's HTML and a Content-Security-Policy allowing exactly its inline script and
+    style (by hash) and requests to this origin only: no injected script runs, nothing leaves."""
+    html = resources.files("dj.server").joinpath(PORTAL_PAGE).read_text(encoding="utf-8")
+    hashes: dict[str, list[str]] = {"script": [], "style": []}
+    for kind, body in _INLINE.findall(html):
+        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
+        hashes[kind].append(f"'sha256-{digest}'")
+    script = " ".join(hashes["script"]) or "'none'"
+    style = " ".join(hashes["style"]) or "'none'"
+    csp = (f"default-src 'none'; script-src {script}; style-src {style}; connect-src 'self';"
+           " img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
+    return html, csp
+
+
+async def artist_portal(request: web.Request) -> web.Response:
+    html, csp = _portal()
+    return web.Response(text=html, content_type="text/html", headers={
+        "Content-Security-Policy": csp,
+        "Referrer-Policy": "no-referrer",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "no-store",
+    })
+
+
 def setup_artist_routes(app: web.Application, *, narrator: Narrator, tokens: TokenStore,
                         ledger: Ledger, max_clip_bytes: int = MAX_CLIP_BYTES) -> None:
     app[ARTIST_NARRATOR] = narrator
@@ -287,8 +365,10 @@ def setup_artist_routes(app: web.Application, *, narrator: Narrator, tokens: Tok
     app[ARTIST_LEDGER] = ledger
     app[ARTIST_MAX_CLIP] = max_clip_bytes
     base = "/api/artists/{artist}"
+    app.router.add_get("/api/artists/me", whoami)  # no GET on {artist} itself: no clash
     app.router.add_post(f"{base}/lines", add_line)
     app.router.add_get(f"{base}/lines", list_lines)
     app.router.add_post(f"{base}/lines/{{line}}/revoke", revoke_line)
     app.router.add_get(f"{base}/airings", list_airings)
     app.router.add_post(f"{base}/consent", set_consent)
+    app.router.add_get(f"{base}/statement", statement)

@@ -17,6 +17,7 @@ import json
 from aiohttp import web
 
 from dj.auth import TokenStore, bearer_token
+from dj.auth.web import a_role
 from dj.catalog import Catalog, Listener
 from dj.config import Config
 
@@ -55,7 +56,8 @@ class ListenerAccess:
                 raise _refuse(web.HTTPUnauthorized, "this key or token is not valid (unknown,"
                               " revoked or expired)")
             if principal.role not in roles:
-                raise _refuse(web.HTTPForbidden, f"this needs a {' or '.join(roles)} token")
+                raise _refuse(web.HTTPForbidden,
+                              f"this needs {' or '.join(map(a_role, roles))} token")
             if principal.subject != listener_id:
                 raise _refuse(web.HTTPForbidden, "this token speaks for another listener")
             if stored is None:  # tokens are made with their account; one deleted since

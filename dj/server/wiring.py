@@ -35,20 +35,31 @@ def open_store(config: Config) -> Store:
 
 
 def training_interactions(catalog: Catalog, ledger: Ledger | None) -> list[tuple[str, str, float]]:
-    """The histories plus what the station logged: every qualifying play counts once, a like three
-    times (implicit feedback is positive only; skips act live, through the listener's vector)."""
+    """The histories plus what the station logged, per (listener, track): every qualifying play
+    counts once, a like three times, a skip takes half a play away; a dislike removes the pair,
+    history included (implicit feedback is positive only, so what is not wanted is left out)."""
     rows = list(catalog.interactions())
-    if ledger is not None:
-        for r in ledger.store.query(
-            "SELECT listener_id, track_id, COUNT(*) AS n FROM plays WHERE played_s >= 30"
-            " GROUP BY listener_id, track_id"
-        ):
-            rows.append((r["listener_id"], r["track_id"], float(r["n"])))
-        for r in ledger.store.query(
-            "SELECT listener_id, track_id, COUNT(*) AS n FROM feedback WHERE kind = 'like'"
-            " GROUP BY listener_id, track_id"
-        ):
-            rows.append((r["listener_id"], r["track_id"], 3.0 * r["n"]))
+    if ledger is None:
+        return rows
+    logged: dict[tuple[str, str], float] = {}
+    disliked: set[tuple[str, str]] = set()
+    for r in ledger.store.query(
+        "SELECT listener_id, track_id, SUM(qualified) AS q,"
+        " SUM(outcome = 'skipped') AS k FROM plays GROUP BY listener_id, track_id"
+    ):
+        logged[(r["listener_id"], r["track_id"])] = float(r["q"] or 0) - 0.5 * (r["k"] or 0)
+    for r in ledger.store.query(
+        "SELECT listener_id, track_id, kind, COUNT(*) AS n FROM feedback"
+        " WHERE kind IN ('like', 'dislike') GROUP BY listener_id, track_id, kind"
+    ):
+        pair = (r["listener_id"], r["track_id"])
+        if r["kind"] == "dislike":
+            disliked.add(pair)
+        else:
+            logged[pair] = logged.get(pair, 0.0) + 3.0 * r["n"]
+    rows = [r for r in rows if (r[0], r[1]) not in disliked]
+    rows += [(lid, tid, w) for (lid, tid), w in logged.items()
+             if w > 0 and (lid, tid) not in disliked]
     return rows
 
 
@@ -90,6 +101,7 @@ def build_station(config: Config) -> Station:
     store = open_store(config)
     catalog = Catalog(store, config.media_dir)
     ledger = Ledger(store)
+    ledger.close_orphans()  # plays a crash left open, closed at their last durable position
     experiments = Experiments(store, load_experiments(config.experiments_file))
     recommender = LiveRecommender(load_or_train(config, catalog))
     narrator = None

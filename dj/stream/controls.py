@@ -9,11 +9,14 @@ import uuid
 from concurrent.futures import Executor
 
 from dj.catalog import Track
+from dj.ledger.log import Event
+from dj.stream.sinks import listener_context
 from dj.stream.station import Station
 
 logger = logging.getLogger(__name__)
 
 FEEDBACK_KINDS = ("like", "dislike")
+ACK_WAIT_S = 2.0  # how long a control's answer waits for its event to be committed
 
 
 class Controls:
@@ -48,13 +51,11 @@ class Controls:
     async def _learn(self, listener_id: str, track: Track, kind: str, programme_hook) -> None:
         """Logged, and learnt by the programme and the recommender before the caller answers."""
         station = self.station
-        station.writer.submit(
-            station.ledger.feedback,
-            event_id=uuid.uuid4().hex,
-            listener_id=listener_id,
-            track_id=track.id,
-            kind=kind,
-        )
+        session = station.sessions.live(listener_id)
+        context = listener_context(session) if session is not None else {}
+        written = station.ledger_writer.append(
+            Event(uuid.uuid4().hex, kind, listener_id, track_id=track.id,
+                  artist_id=track.artist_id, **context))
 
         def teach() -> None:
             try:
@@ -65,3 +66,7 @@ class Controls:
                 station.count_failure("recommender")
 
         await asyncio.get_running_loop().run_in_executor(self._executor, teach)
+        try:  # answered once it is durable, unless the database is too slow to wait for
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(written)), ACK_WAIT_S)
+        except TimeoutError:
+            logger.warning("%s of %s queued, not yet written (database slow)", kind, listener_id)

@@ -14,11 +14,11 @@ from typing import Protocol
 
 from dj.audio.plan import Marker
 from dj.config import HOUSE_SAMPLE_RATE
+from dj.ledger.log import CHECKPOINT_S, QUALIFYING_PLAY_S
 from dj.stream.session import OpenPlay, Session
 
 logger = logging.getLogger(__name__)
 
-QUALIFYING_PLAY_S = 30.0  # a play counts for payouts once this much of it was heard
 
 
 def now_iso() -> str:
@@ -27,6 +27,12 @@ def now_iso() -> str:
 
 class PlaySink(Protocol):
     def play_started(self, session: Session, play: OpenPlay) -> None: ...
+
+    def play_heard(self, session: Session, play: OpenPlay, heard_s: float, n: int) -> None:
+        """The ``n``-th checkpoint of heard progress (every CHECKPOINT_S): what survives a
+        crash of a play in progress."""
+
+    def play_qualified(self, session: Session, play: OpenPlay, heard_s: float) -> None: ...
 
     def play_ended(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
         ...
@@ -84,6 +90,19 @@ class HeardEvents:
             credits, session.held = [*session.held, *credits], []
         for marker in credits:
             self._run(self._credit[marker.kind], session, marker)
+
+    def progress(self, session: Session) -> None:
+        """The ear moved on (confirmed): each open play qualifies once QUALIFYING_PLAY_S of it
+        was heard, and its heard position is made durable every CHECKPOINT_S."""
+        for play in list(session.open_plays.values()):
+            heard_s = session.heard_s - play.start_s
+            if not play.qualified and heard_s >= QUALIFYING_PLAY_S:
+                play.qualified = True
+                self._plays.play_qualified(session, play, heard_s)
+            n = int(heard_s // CHECKPOINT_S)
+            if n > play.checkpoints:
+                play.checkpoints = n
+                self._plays.play_heard(session, play, heard_s, n)
 
     def _run(self, handler, session: Session, marker: Marker) -> None:
         if handler is None:
@@ -149,6 +168,9 @@ class HeardEvents:
         if play.play_id in session.skipped_plays:
             session.skipped_plays.discard(play.play_id)
             outcome = "skipped"
+        if not play.qualified and heard_s >= QUALIFYING_PLAY_S:  # crossed and ended in one go
+            play.qualified = True
+            self._plays.play_qualified(session, play, heard_s)
         self._plays.play_ended(session, play, heard_s, outcome)
 
     def _track_end(self, session: Session, marker: Marker) -> None:

@@ -53,6 +53,8 @@ class OpenPlay:
     track: Track
     start_s: float  # programme second it became audible
     started_at: str
+    qualified: bool = False
+    checkpoints: int = 0  # heard progress made durable so far (dj.ledger.log.CHECKPOINT_S each)
 
 
 @dataclass(slots=True)

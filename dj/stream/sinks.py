@@ -1,20 +1,21 @@
-"""The sinks heard events leave through: the ledger for plays, the narrator for airings, the
-recommender for completions. Every write runs on one ordered worker, off the event loop; a
-failing database is logged and counted while the music plays on."""
+"""The sinks heard events leave through: the ledger for plays and airings (batched by its event
+writer, off the event loop), the recommender for completions (on one ordered worker). A failing
+database is retried and counted while the music plays on."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from dj.stream.credit import QUALIFYING_PLAY_S
+from dj.ledger.log import NODE, QUALIFYING_PLAY_S, Event, ended, heard, qualified
 from dj.stream.session import OpenPlay, Session
 
 if TYPE_CHECKING:
     from dj.catalog import Catalog
-    from dj.ledger import Ledger
+    from dj.ledger.writer import EventWriter
     from dj.narrate import Narrator
     from dj.recommend import LiveRecommender
 
@@ -22,13 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 class Writer:
-    """One worker thread: keeps each session's events in order and the database single-writer."""
+    """One worker thread for work that must stay in order but is not the ledger's (the
+    recommender's completions)."""
 
     def __init__(self, on_failure: Callable[[str], None]) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="dj-ledger")
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="dj-learn")
         self._failure = on_failure
 
-    def submit(self, fn: Callable[..., Any], *args: Any, failure: str = "database",
+    def submit(self, fn: Callable[..., Any], *args: Any, failure: str = "recommender",
                **kwargs: Any) -> None:
         def run() -> None:
             try:
@@ -40,69 +42,74 @@ class Writer:
         self.pool.submit(run)
 
     def flush(self) -> None:
-        """Wait for every write queued so far (blocking)."""
+        """Wait for every task queued so far (blocking)."""
         self.pool.submit(lambda: None).result()
 
     def shutdown(self) -> None:
         self.pool.shutdown(wait=True)
 
 
-class LedgerPlays:
-    """PlaySink: plays into the ledger with their rightsholders; completions to the
-    recommender."""
+def listener_context(session: Session) -> dict[str, str]:
+    """What every event of a session carries about who heard it, and in which arm."""
+    return {"session_id": session.id, "territory": session.listener.territory,
+            "tier": session.listener.tier, "persona": session.persona,
+            "experiment": session.experiment, "arm": session.arm}
 
-    def __init__(self, ledger: Ledger, catalog: Catalog, recommender: LiveRecommender,
+
+class LedgerPlays:
+    """PlaySink: a play's start (with its rightsholders as they stand), its heard progress, its
+    qualification and its end, into the ledger; completions to the recommender."""
+
+    def __init__(self, events: EventWriter, catalog: Catalog, recommender: LiveRecommender,
                  writer: Writer) -> None:
-        self._ledger = ledger
+        self._events = events
         self._catalog = catalog
         self._recommender = recommender
         self._writer = writer
 
-    def play_started(self, session: Session, play: OpenPlay) -> None:
-        self._writer.submit(
-            self._started,
-            event_id=play.play_id,
-            listener_id=session.listener.id,
-            session_id=session.id,
-            track_id=play.track.id,
-            artist_id=play.track.artist_id,
-            territory=session.listener.territory,
-            tier=session.listener.tier,
-            persona=session.persona,
-            arm=session.arm,
-            at=play.started_at,
-        )
+    @staticmethod
+    def _start(session: Session, play: OpenPlay) -> Event:
+        return Event(play.play_id, "play_started", session.listener.id, at=play.started_at,
+                     play_id=play.play_id, track_id=play.track.id,
+                     artist_id=play.track.artist_id, **listener_context(session))
 
-    def _started(self, **play: Any) -> None:
-        # the rightsholders as they stand when the play is heard
-        rightsholders = [
-            {"party": s.party, "role": s.role, "share_pct": s.share_pct}
-            for s in self._catalog.shares(play["track_id"])
-        ]
-        self._ledger.play_started(rightsholders=rightsholders, **play)
+    def play_started(self, session: Session, play: OpenPlay) -> None:
+        start = self._start(session, play)
+
+        def with_rightsholders() -> Event:  # on the writer's thread: it reads the database
+            rightsholders = [{"party": s.party, "role": s.role, "share_pct": s.share_pct}
+                             for s in self._catalog.shares(play.track.id)]
+            return dataclasses.replace(start, detail={"rightsholders": rightsholders,
+                                                      "node": NODE})
+
+        self._events.append(with_rightsholders)
+
+    def play_heard(self, session: Session, play: OpenPlay, heard_s: float, n: int) -> None:
+        self._events.append(heard(self._start(session, play), heard_s, n))
+
+    def play_qualified(self, session: Session, play: OpenPlay, heard_s: float) -> None:
+        self._events.append(qualified(self._start(session, play), heard_s))
 
     def play_ended(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
-        self._writer.submit(self._ledger.play_ended, play.play_id, round(heard_s, 3), outcome)
+        self._events.append(ended(self._start(session, play), heard_s, outcome))
         if outcome == "completed" and heard_s >= QUALIFYING_PLAY_S:
             self._writer.submit(self._recommender.feedback, session.listener.id, play.track.id,
-                                "complete", failure="recommender")
+                                "complete")
 
 
 class NarratorAirings:
-    """AiringSink: the narrator records the airing with the line's artist and text."""
+    """AiringSink: a line heard to its end is an airing, crediting its artist and every artist
+    its words name."""
 
-    def __init__(self, narrator: Narrator | None, writer: Writer) -> None:
+    def __init__(self, narrator: Narrator | None, events: EventWriter) -> None:
         self._narrator = narrator
-        self._writer = writer
+        self._events = events
 
     def line_aired(self, session: Session, key: str, event_id: str) -> None:
         utt = session.programme.utterance(key)
         if utt is None or self._narrator is None:
             return
-        self._writer.submit(
-            self._narrator.record_airing,
-            utt,
-            listener_id=session.listener.id,
-            session_id=session.id,
-            event_id=event_id,
-        )
+        context = listener_context(session)
+        context.pop("persona")  # the utterance's own persona spoke it
+        self._events.append(self._narrator.airing_event(
+            utt, listener_id=session.listener.id, event_id=event_id, **context))

@@ -20,6 +20,7 @@ from dj.catalog import Catalog, Listener
 from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.experiments import Experiments
 from dj.ledger import Ledger
+from dj.ledger.writer import EventWriter
 from dj.program import Programme, RadioRules
 from dj.program.programme import track_cue
 from dj.stream.credit import HeardEvents
@@ -73,6 +74,7 @@ class Station:
         # picks and speech for the next item: never in the render pool's way
         self.prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-prepare")
         self.writer = Writer(self.count_failure)
+        self.ledger_writer = EventWriter(ledger, self.count_failure)
         self.sessions = SessionRegistry(config.stream.resume_window_s)
         self.bodies = BodyStore.for_config(config)
         self.pieces = PieceCache(config.stream.window_cache_mb << 20)
@@ -81,8 +83,8 @@ class Station:
         self._closing = threading.Event()
         self.events = HeardEvents(
             catalog_track=catalog.track,
-            plays=LedgerPlays(ledger, catalog, recommender, self.writer),
-            airings=NarratorAirings(narrator, self.writer),
+            plays=LedgerPlays(self.ledger_writer, catalog, recommender, self.writer),
+            airings=NarratorAirings(narrator, self.ledger_writer),
             on_failure=self.count_failure,
         )
         self.rules = RadioRules(
@@ -105,6 +107,12 @@ class Station:
             block_frames=int(audio.block_s * HOUSE_SAMPLE_RATE),
             encoder=failed.encoder if isinstance(failed, FullSource) else None,
         )
+
+    def flush_writes(self) -> None:
+        """Wait until every event heard so far is in the ledger and every completion learnt
+        (blocking)."""
+        self.writer.flush()
+        self.ledger_writer.flush()
 
     def count_failure(self, kind: str) -> None:
         self.failures[kind] += 1
@@ -193,6 +201,8 @@ class Station:
         """The listener's ear reached ``heard_s`` (on the loop); credits wait for
         ``confirmed``."""
         self.events.apply(session, session.hear(heard_s), confirmed)
+        if confirmed:
+            self.events.progress(session)
 
     def _prepare(self, session: Session) -> None:
         if session.closed:
@@ -265,3 +275,4 @@ class Station:
         self.prepare_pool.shutdown(wait=True, cancel_futures=True)
         self.body_pool.shutdown(wait=True, cancel_futures=True)
         self.writer.shutdown()
+        self.ledger_writer.close()

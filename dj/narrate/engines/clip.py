@@ -47,7 +47,9 @@ def decode_clip(source: bytes | Path) -> tuple[np.ndarray, int]:
             audio = f.read(f.frames)
             rate = int(f.samplerate)
     except Exception as exc:  # pedalboard raises several types for bad input
-        raise ClipError(f"not a readable WAV/FLAC/MP3 file: {exc}") from None
+        # an upload's decoder message names in-memory objects: only a file's is worth showing
+        reason = f": {exc}" if isinstance(source, Path) else ""
+        raise ClipError(f"not a readable WAV/FLAC/MP3 file{reason}") from None
     if audio.ndim != 2 or audio.shape[1] == 0:
         raise ClipError("the clip has no audio")
     return audio.mean(axis=0).astype(np.float32), rate
@@ -63,7 +65,9 @@ def validate_clip(data: bytes, filename: str = "") -> ClipInfo:
         with AudioFile(io.BytesIO(data)) as f:
             channels, rate = int(f.num_channels), int(f.samplerate)
     except Exception as exc:
-        raise ClipError(f"not a readable WAV/FLAC/MP3 file: {exc}") from None
+        # the decoder's message names in-memory objects and paths: say what it was, not where
+        logger.info("clip %r does not decode: %s", filename, exc)
+        raise ClipError("not a readable WAV/FLAC/MP3 file") from None
     mono, rate = decode_clip(data)
     duration = len(mono) / rate
     if not np.all(np.isfinite(mono)):
