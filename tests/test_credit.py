@@ -3,6 +3,8 @@ connections. A real station, ledger and SQLite file; the markers are the rendere
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from dj.audio.plan import Marker
 from dj.config import HOUSE_SAMPLE_RATE as SR
 
@@ -101,3 +103,21 @@ def test_a_renderer_fault_closes_the_play_on_air_and_the_stream_goes_on(demo_sta
     station.release(session)
     got = rows(station, "fault-rows")
     assert all(p.ended_at is not None for p in got.values())
+
+
+def test_a_play_left_ends_when_the_ear_stopped_not_at_release(demo_station):
+    """A listener who left is released only after the resume window: the play's end is dated when
+    they stopped hearing it, with the seconds heard, and its progress was made durable."""
+    station = demo_station
+    session = station.open_session(station.listener("left-early"), None)
+    track = station.catalog.tracks()[0].id
+    station.events.apply(session, [Marker(0, "track_start", track, play="left-1")])
+    station.heard(session, 25.0)
+    stopped = datetime.now(UTC) - timedelta(minutes=9)  # as if released 9 minutes later
+    session.heard_wall = stopped.timestamp()
+    station.release(session)
+    play = rows(station, "left-early")["left-1"]
+    assert play.outcome == "left" and play.played_s == 25.0
+    assert abs(datetime.fromisoformat(play.ended_at) - stopped) < timedelta(seconds=1)
+    heard = station.ledger.events(play_id="left-1", kind="play_heard")
+    assert [(e.event_id, e.heard_s) for e in heard] == [("left-1:h2", 25.0)]  # one jump of 25 s

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -110,6 +111,7 @@ class Session:
         self.started_at = datetime.now(UTC)
         self.rendered_s = 0.0
         self.heard_s = 0.0
+        self.heard_wall = time.time()  # when the ear last moved on: a play left ends then
         self.closed = False
         self.open_plays: dict[str, OpenPlay] = {}
         self.skipped_plays: set[str] = set()
@@ -203,6 +205,7 @@ class Session:
         if heard_s <= self.heard_s:
             return []
         self.heard_s = heard_s
+        self.heard_wall = time.time()
         limit = heard_s * HOUSE_SAMPLE_RATE
         out: list[Marker] = []
         while self._pending and self._pending[0].frame <= limit:

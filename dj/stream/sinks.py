@@ -8,9 +8,10 @@ import dataclasses
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dj.ledger.log import NODE, QUALIFYING_PLAY_S, Event, ended, heard, qualified
+from dj.ledger.log import NODE, QUALIFYING_PLAY_S, Event, ended, heard, now_iso, qualified
 from dj.stream.session import OpenPlay, Session
 
 if TYPE_CHECKING:
@@ -91,7 +92,9 @@ class LedgerPlays:
         self._events.append(qualified(self._start(session, play), heard_s))
 
     def play_ended(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
-        self._events.append(ended(self._start(session, play), heard_s, outcome))
+        # at the moment the ear stopped, not when a left session is released minutes later
+        at = now_iso(datetime.fromtimestamp(session.heard_wall, UTC))
+        self._events.append(ended(self._start(session, play), heard_s, outcome, at=at))
         if outcome == "completed" and heard_s >= QUALIFYING_PLAY_S:
             self._writer.submit(self._recommender.feedback, session.listener.id, play.track.id,
                                 "complete")
