@@ -167,6 +167,14 @@ CASES = {
     "action-is-a-list": (Raw("POST", CONSENT, b'{"kind": "persona_text", "action": ["grant"]}'),
                          400),
     "moment-is-a-list": (Raw("POST", LINES, line(b'{"moment": ["any"]}')), 400),
+    # a persona the station does not have: the line would air nowhere, silently
+    "unknown-persona-in-scope": (Raw("POST", LINES, line(b'{"personas": ["ghost"]}')), 400),
+    "unknown-persona-in-consent": (Raw("POST", CONSENT, b'{"kind": "persona_text", "action":'
+                                       b' "grant", "evidence": "e", "personas": ["ghost"]}'), 400),
+    # bidirectional overrides reorder what people see around the words
+    "right-to-left-override": (Raw("POST", LINES, line(text=b'"Bo \\u202e olleh"')), 400),
+    "isolate-in-evidence": (Raw("POST", CONSENT, b'{"kind": "persona_text", "action": "grant",'
+                                b' "evidence": "form \\u2066x"}'), 400),
 }
 
 

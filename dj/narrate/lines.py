@@ -34,6 +34,11 @@ class LineError(ValueError):
     """A line that cannot be registered; the message is shown to the artist."""
 
 
+#: Explicit embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069). Right-to-left
+#: scripts themselves need none of them.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
 def check_chars(text: str, what: str) -> str:
     """Reject what cannot be stored or said: lone surrogates and control characters."""
     for ch in text:
@@ -42,6 +47,10 @@ def check_chars(text: str, what: str) -> str:
             raise LineError(f"{what} is not valid Unicode (it holds a lone surrogate)")
         if category == "Cc":
             raise LineError(f"{what} must not contain control characters ({ch!r})")
+        if ch in BIDI_CONTROLS:
+            # they reorder what listeners and artists see around them (spoofing), say nothing
+            raise LineError(f"{what} must not contain bidirectional control characters"
+                            f" (U+{ord(ch):04X})")
     return text
 
 

@@ -36,7 +36,7 @@ from dj.auth import Principal, TokenStore, require
 from dj.ledger.log import Ledger
 from dj.ledger.royalties import RoyaltyError, artist_statement, current_period, parse_period
 from dj.narrate import ClipError, LineError, LineNotFound, LineScope, Narrator
-from dj.narrate.consent import CONSENT_KINDS
+from dj.narrate.consent import CONSENT_KINDS, consent_scope
 from dj.narrate.lines import MAX_TEXT_CHARS, check_chars
 
 logger = logging.getLogger(__name__)
@@ -181,6 +181,14 @@ async def _multipart_body(request: web.Request) -> tuple[dict[str, Any], bytes |
     return fields, clip, clip_name
 
 
+def _check_personas(narrator: Narrator, names: tuple[str, ...]) -> None:
+    """A scope may name only personas the station has: a typo would silently air nowhere."""
+    unknown = [n for n in names if n not in narrator.personas]
+    if unknown:
+        raise LineError(f"unknown persona {unknown[0][:40]!r}; known: "
+                        + ", ".join(sorted(narrator.personas)))
+
+
 async def add_line(request: web.Request) -> web.Response:
     artist, principal = _artist(request)
     if request.content_type.startswith("multipart/"):
@@ -195,6 +203,7 @@ async def add_line(request: web.Request) -> web.Response:
     try:
         scope = LineScope.parse(scope_data)
         narrator = request.app[ARTIST_NARRATOR]
+        _check_personas(narrator, scope.personas)
         line = await _blocking(
             lambda: narrator.lines.add(artist, body.get("text"), scope, who=principal.describe(),
                                        clip=clip, clip_name=clip_name, source="api"))
@@ -283,6 +292,7 @@ async def set_consent(request: web.Request) -> web.Response:
     narrator = request.app[ARTIST_NARRATOR]
     try:
         evidence = check_chars(evidence.strip(), "evidence")
+        _check_personas(narrator, consent_scope(body.get("personas"), None)[0])
         consent = await _blocking(lambda: narrator.lines.set_consent(
             artist, body.get("kind"), action == "grant", who=principal.describe(),
             evidence=evidence, personas=body.get("personas"),
