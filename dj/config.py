@@ -51,11 +51,19 @@ class AudioConfig:
 
 
 STREAM_PATHS = ("spliced", "full")
+ICY_CHARSETS = ("utf-8", "utf8", "latin-1", "latin1", "iso-8859-1")
 
 
 @dataclass(frozen=True, slots=True)
 class StreamConfig:
     station_name: str = "dj"
+    # what players and directories show: icy-* stream headers and /status-json.xsl
+    station_description: str = "a personal AI DJ station for every listener"
+    station_genre: str = "Various"
+    station_url: str = ""  # empty: the address the request came to
+    station_admin: str = ""  # a contact, for /status-json.xsl
+    station_location: str = ""
+    icy_charset: str = "utf-8"  # of ICY StreamTitle: "utf-8", or "latin-1" for old players
     metaint: int = 16_000
     # sent ahead of real time: the player's start-up buffer, and so how far the stream runs ahead
     # of the ear (a skip is heard this much later)
@@ -229,6 +237,13 @@ def load_config(
                         ("access.anonymous_territory", config.access.anonymous_territory)):
         if not (len(code) == 2 and code.isascii() and code.isalpha()):
             problems.append(f"{where}: {code!r} is not an ISO 3166-1 alpha-2 code")
+    stream = config.stream
+    if stream.icy_charset.strip().lower() not in ICY_CHARSETS:
+        problems.append(f"stream.icy_charset: {stream.icy_charset!r} is not utf-8 or latin-1")
+    for name in ("station_name", "station_description", "station_genre", "station_url",
+                 "station_admin", "station_location"):
+        if not getattr(stream, name).isprintable():  # they go into HTTP headers
+            problems.append(f"stream.{name}: must not contain control characters")
     if config.access.writes_per_minute < 0 or config.access.write_burst < 1:
         problems.append("access: writes_per_minute must be >= 0 and write_burst >= 1")
     if problems:

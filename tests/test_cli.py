@@ -97,3 +97,42 @@ def test_the_demo_keeps_its_tokens_across_restarts(tmp_path):
     assert next(t for t in again if t.role == "admin").token != admin.token  # replaced
     assert [t for t in again if t.role != "admin"] == [t for t in first if t.role != "admin"]
     assert all(tokens.authenticate(t.token) for t in again)
+
+
+def test_ingest_fails_loudly(tmp_path, capsys):
+    """A missing folder or manifest, a broken manifest, files that fail: a message and a
+    non-zero exit, so scripts and CI notice."""
+    data = ["--data-dir", str(tmp_path / "data")]
+    assert dj(["ingest", str(tmp_path / "no-such-folder"), *data]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "broken.mp3").write_bytes(b"not audio at all")
+    assert dj(["ingest", str(source), "--manifest", str(source / "none.toml"), *data]) == 2
+    assert "manifest" in capsys.readouterr().err
+    (source / "bad.toml").write_text("[[track]]\n", encoding="utf-8")
+    assert dj(["ingest", str(source), "--manifest", str(source / "bad.toml"), *data]) == 2
+    assert "missing" in capsys.readouterr().err
+    assert dj(["ingest", str(source), "--quiet", *data]) == 1
+    out, err = capsys.readouterr()
+    assert "broken.mp3  failed" in out and "1 of 1 files failed" in err
+
+
+def test_the_first_demo_start_says_how_long_it_takes(tmp_path, capsys):
+    from datetime import UTC, datetime
+
+    from dj.cli import _demo_bar
+    from dj.demo.catalog import demo_tracks
+
+    config = load_config(env={}, data_dir=tmp_path)
+    catalog = Catalog(Store(config.db_path))
+    bar = _demo_bar(config, catalog)
+    assert bar is not None
+    try:
+        n = len(demo_tracks(datetime.now(UTC).date()))
+        assert bar.total == 3 * n  # one bar: synthesize, ingest and master each track
+    finally:
+        bar.close()
+    said = capsys.readouterr().out
+    assert said.startswith(f"First start: making the demo station ({n} tracks")
+    assert "minute" in said and "Later starts take seconds" in said

@@ -360,7 +360,7 @@ def ingest(
     *,
     target_lufs: float = -14.0,
     crossfade_s: float = 4.0,
-    progress: bool = False,
+    progress: bool | tqdm = False,
     default_deals: list[Deal] | None = None,
     workers: int = 1,
 ) -> IngestReport:
@@ -381,7 +381,10 @@ def ingest(
     sources = scan(source_dir, parsed)
     lock = threading.Lock()
     rows: list[ReportRow] = []
-    bar = tqdm(total=len(sources), desc="ingest", unit="file", disable=not progress)
+    # a caller's bar (dj demo's one bar) is advanced, not closed; True makes one of its own
+    shared = isinstance(progress, tqdm)
+    bar = progress if shared else tqdm(total=len(sources), desc="ingest", unit="file",
+                                       disable=not progress)
     try:
 
         def work(s: SourceFile) -> _Prepared:
@@ -398,7 +401,8 @@ def ingest(
                 rows.append(_commit(work(s), catalog, media_dir, parsed, default_deals, lock))
                 bar.update(1)
     finally:
-        bar.close()
+        if not shared:
+            bar.close()
     for r in rows:
         if r.status == FAILED:
             logger.warning("ingest: %s failed: %s", r.file, r.reason)

@@ -26,6 +26,7 @@ from tqdm import tqdm
 from dj.catalog import Catalog
 from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE, Config
 from dj.demo.catalog import ARTISTS, DemoTrack, demo_tracks
+from dj.demo.covers import write_covers
 from dj.demo.listeners import make_listeners
 from dj.demo.manifest import manifest_toml
 from dj.demo.spec import SongSpec
@@ -77,14 +78,18 @@ def synth_file(spec: SongSpec, path: str) -> float:
 
 def synthesize(
     tracks: Sequence[DemoTrack], folder: Path, *, workers: int | None = None,
-    progress: bool = False,
+    progress: bool | tqdm = False,
 ) -> float:
-    """Write every track's FLAC (``<track id>.flac``) into ``folder``; returns total seconds."""
+    """Write every track's FLAC (``<track id>.flac``) into ``folder``; returns total seconds.
+    ``progress``: True for a bar of its own, or a bar to advance (one step a track)."""
     workers = max(1, min(len(tracks), workers or os.cpu_count() or 1))
     jobs = [(t.spec, str(folder / f"{t.id}.flac")) for t in tracks]
     # Longest first, so the last worker does not start a long track alone at the end.
     jobs.sort(key=lambda j: -j[0].duration_s)
-    bar = tqdm(total=len(jobs), desc="synthesize", unit="track", disable=not progress)
+    # a caller's bar (dj demo's one bar over every stage) is advanced, not closed
+    shared = isinstance(progress, tqdm)
+    bar = progress if shared else tqdm(total=len(jobs), desc="synthesize", unit="track",
+                                       disable=not progress)
     total = 0.0
     try:
         if workers == 1:
@@ -108,7 +113,8 @@ def synthesize(
                         total += synth_file(spec, path)
                         bar.update(1)
     finally:
-        bar.close()
+        if not shared:
+            bar.close()
     return total
 
 
@@ -131,7 +137,7 @@ def _summary(catalog: Catalog, tracks: Sequence[DemoTrack], started: float, **ex
 
 def build_demo(
     config: Config, catalog: Catalog, *, n_listeners: int = 240, seed: int = 0,
-    short: bool = False, progress: bool = False, today: date | None = None,
+    short: bool = False, progress: bool | tqdm = False, today: date | None = None,
     workers: int | None = None,
 ) -> DemoSummary:
     """Create the demo catalog and listeners unless the catalog already has them.
@@ -162,6 +168,7 @@ def build_demo(
                 manifest_toml(ARTISTS, missing, lambda t: f"{t.id}.flac"), encoding="utf-8"
             )
             failed = _ingest(config, catalog, folder, manifest, progress, workers)
+    write_covers(config.media_dir, tracks)  # also for a demo built before covers existed
     if catalog.listener("alice") is None:
         histories = make_listeners(tracks, n=n_listeners, seed=seed)
         for listener in histories.listeners:
@@ -172,7 +179,7 @@ def build_demo(
 
 
 def _ingest(
-    config: Config, catalog: Catalog, folder: Path, manifest: Path, progress: bool,
+    config: Config, catalog: Catalog, folder: Path, manifest: Path, progress: bool | tqdm,
     workers: int | None,
 ) -> tuple[str, ...]:
     from dj.catalog.ingest import ingest

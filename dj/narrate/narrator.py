@@ -7,15 +7,26 @@ Thread-safe: the programme calls :meth:`Narrator.choose` on the event loop (fast
 Memory is bounded: the utterances chosen lately (:data:`MAX_KNOWN_UTTERANCES`, least recently
 used dropped first) and each listener's repeat window (:data:`MAX_LISTENERS` listeners, least
 recently used dropped first; :meth:`Narrator.forget` drops one when they leave for good).
+
+Neural speech (Kokoro) is slow: about a CPU-second per second of speech. It is rendered in the
+background on one low-priority worker thread (:class:`SpeechWorker`) and never waited for: until
+it is ready, a stand-in airs. A line that carries the listener's name stands in with its
+name-less variant (shared by every listener, so usually rendered already), and any line stands
+in with espeak-ng's rendering of it (made at once: about 2 ms). When the Kokoro voice is not
+installed or fails, the persona speaks with espeak-ng; that is logged and counted once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import threading
+import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -26,10 +37,12 @@ from dj.catalog.repository import Catalog
 from dj.config import Config
 from dj.ledger.log import Event, Ledger
 from dj.narrate.cache import VoiceCache
+from dj.narrate.chain import ChainSpec
 from dj.narrate.consent import PERSONA_TEXT
 from dj.narrate.engines.base import SpeechEngine
 from dj.narrate.engines.clip import ClipEngine
 from dj.narrate.engines.espeak import EspeakEngine
+from dj.narrate.engines.kokoro import KokoroEngine, engine_id
 from dj.narrate.engines.neural import NeuralEngine
 from dj.narrate.packs import load_packs
 from dj.narrate.persona import FALLBACK_PERSONA, Persona, VoiceParams, load_personas
@@ -42,10 +55,13 @@ from dj.narrate.script import (
     pick,
     repeat_identity,
     slot_values,
+    without_listener_name,
 )
 from dj.narrate.slots import NEXT_TRACK_SLOTS, PREV_TRACK_SLOTS, fill
+from dj.narrate.speech_worker import SpeechWorker
 from dj.narrate.utterance import NarrationContext, Utterance, template_line_id, utterance_key
 from dj.narrate.voice_dsp import PROCESSING_VERSION, to_house
+from dj.narrate.voice_install import kokoro_dir
 from dj.store import Store
 
 logger = logging.getLogger(__name__)
@@ -56,11 +72,25 @@ logger = logging.getLogger(__name__)
 MAX_KNOWN_UTTERANCES = 4096
 #: Listeners whose repeat window is held in memory; a dropped one is re-read from the ledger.
 MAX_LISTENERS = 10_000
+#: Engines too slow to render on the programme's thread: rendered by the speech worker while a
+#: stand-in is ready to air.
+DEFERRED_ENGINES = frozenset({"kokoro"})
+#: How long a persona that fell back to espeak-ng waits before its own engine is tried again
+#: (so a voice installed while the station runs is taken up).
+RECHECK_S = 60.0
+
+
+def synthesize_line(engine: SpeechEngine, text: str, voice: VoiceParams, chain: ChainSpec,
+                    lufs: float) -> np.ndarray:
+    """What the station airs for ``text``: the engine's speech through the persona's chain,
+    at the voice loudness, (2, n) float32 at 44.1 kHz. ``dj say`` uses it too."""
+    mono, rate = engine.synthesize(text, voice)
+    return to_house(mono, rate, chain, lufs)
 
 
 class Narrator:
     def __init__(self, store: Store, catalog: Catalog, config: Config, *,
-                 voices_dir: Path | None = None) -> None:
+                 voices_dir: Path | None = None, kokoro_path: Path | None = None) -> None:
         self.store = store
         self.catalog = catalog
         self.config = config
@@ -73,6 +103,10 @@ class Narrator:
         self.problems: list[str] = list(problems)
         self.failures = 0
         self.failure_reasons: Counter[str] = Counter()
+        # speech renders, for /metrics: found in the voice cache, or synthesized (and how long)
+        self.cache_hits = 0
+        self.renders = 0
+        self.render_s = 0.0
         self._lock = threading.Lock()
         self.max_known = MAX_KNOWN_UTTERANCES
         self.max_listeners = MAX_LISTENERS
@@ -82,9 +116,24 @@ class Narrator:
         self._espeak = EspeakEngine()
         self._clips = ClipEngine()
         self._neural = NeuralEngine()
-        self._engine_names: dict[str, str] = {}
+        # the Kokoro voice installed by `dj voice install` (DATA_DIR/voices/kokoro by default)
+        self.kokoro = KokoroEngine(kokoro_path if kokoro_path is not None
+                                   else kokoro_dir(config.data_dir))
+        self._engines: dict[str, SpeechEngine] = {
+            "espeak": self._espeak, "neural": self._neural, "kokoro": self.kokoro}
+        self.speech = SpeechWorker()
+        # persona -> (engine it speaks with, when that was decided, why not its own engine)
+        self._engine_names: dict[str, tuple[str, float, str]] = {}
+        #: times a persona fell back to espeak-ng, by the engine it could not use (once a switch)
+        self.engine_fallbacks: Counter[str] = Counter()
+        # per utterance key: its name-less variant, what may air until its render is ready, and
+        # what did air in its place (for the airing record); bounded like ``_known``
+        self._nameless: OrderedDict[str, Utterance] = OrderedDict()
+        self._standins: OrderedDict[str, tuple[Utterance, ...]] = OrderedDict()
+        self._served: OrderedDict[str, Utterance] = OrderedDict()
         self.problems.extend(self.lines.load_problems)  # stored rows skipped, each logged
         self.lines.on_revoke(self._revoked)
+        self.engine_status()  # which voice each persona speaks with, in the log at start
         if config.narrate.default_persona not in self.personas:
             problem = f"default persona {config.narrate.default_persona!r} is not loaded"
             logger.error(problem)
@@ -109,23 +158,51 @@ class Narrator:
         return next(iter(self.personas.values()), FALLBACK_PERSONA)
 
     def _engine_name(self, persona: Persona) -> str:
-        """``neural`` when asked for and usable here, else espeak (the reason is logged once)."""
-        if persona.engine != "neural":
+        """The persona's engine when usable here, else espeak; a fall back is logged and counted
+        once, and the persona's own engine is tried again after :data:`RECHECK_S`."""
+        if persona.engine not in ("neural", "kokoro"):
             return "espeak"
+        now = time.monotonic()
         with self._lock:
             cached = self._engine_names.get(persona.name)
-        if cached is None:
-            ok, reason = self._neural.available(persona.voice)
-            cached = "neural" if ok else "espeak"
-            if not ok:
-                logger.warning("persona %s: neural voice unavailable (%s); using espeak-ng",
-                               persona.name, reason)
+        if cached is not None and (cached[0] != "espeak" or now - cached[1] < RECHECK_S):
+            return cached[0]
+        engine = self._neural if persona.engine == "neural" else self.kokoro
+        ok, reason = engine.available(persona.voice)
+        self._set_engine(persona, persona.engine if ok else "espeak", reason)
+        return persona.engine if ok else "espeak"
+
+    def _set_engine(self, persona: Persona, engine: str, reason: str = "") -> None:
+        with self._lock:
+            previous = self._engine_names.get(persona.name)
+            self._engine_names[persona.name] = (engine, time.monotonic(), reason)
+            switched = previous is None or previous[0] != engine
+            if switched and engine == "espeak":
+                self.engine_fallbacks[persona.engine] += 1
+        if not switched:
+            return
+        if engine == "espeak":
+            logger.warning("persona %s: %s voice unavailable (%s); speaking with espeak-ng",
+                           persona.name, persona.engine, reason)
+        else:
+            logger.info("persona %s speaks with %s", persona.name, engine)
+
+    def engine_status(self) -> dict[str, dict[str, str]]:
+        """Per persona: the engine it asks for, the one it speaks with, and why (diagnostics)."""
+        out = {}
+        for persona in self.personas.values():
+            using = self._engine_name(persona)
             with self._lock:
-                self._engine_names[persona.name] = cached
-        return cached
+                reason = self._engine_names.get(persona.name, ("", 0.0, ""))[2]
+            out[persona.name] = {"wants": persona.engine, "uses": using,
+                                 "reason": reason if using != persona.engine else ""}
+        return out
 
     def _fingerprint(self, persona: Persona, engine: str) -> str:
-        material = repr((persona.name, engine, persona.voice, persona.chain,
+        # the engine's identity (for Kokoro: model and voice pack hashes, voice and speed) is
+        # part of every key, so a change of voice never airs an old render
+        identity = engine_id(persona.voice) if engine == "kokoro" else engine
+        material = repr((persona.name, identity, persona.voice, persona.chain,
                          self.config.audio.voice_lufs, PROCESSING_VERSION))
         return hashlib.sha256(material.encode()).hexdigest()[:16]
 
@@ -145,6 +222,14 @@ class Narrator:
         self._known.move_to_end(utt.key)
         while len(self._known) > self.max_known:
             self._known.popitem(last=False)
+
+    def _note(self, table: OrderedDict, key: str, value: object) -> None:
+        """Keep ``value`` under ``key`` in a per-utterance table bounded like ``_known``; the
+        caller holds the lock."""
+        table[key] = value
+        table.move_to_end(key)
+        while len(table) > self.max_known:
+            table.popitem(last=False)
 
     # -- choosing -------------------------------------------------------------------------
     def _recent_for(self, listener_id: str) -> deque[str]:
@@ -183,12 +268,15 @@ class Narrator:
                 named = line_names(line.text, track, ctx.prev)
                 if named is None or not self._may_name(named[1:], persona.name, ctx.territory):
                     continue  # a line names another artist only with that artist's consent
-                text = fill(line.text, slot_values(ctx, station, about=track))
+                values = slot_values(ctx, station, about=track)
+                text = fill(line.text, values)
                 if text is None:
                     continue
                 engine = "clip" if line.clip_sha256 else self._engine_name(persona)
+                nameless = None if line.clip_sha256 else self._without_name(line.text, text,
+                                                                             values)
                 out.append(Candidate(line.id, track.artist_id, named, text, engine,
-                                     1.0, line.id, line.clip_sha256))
+                                     1.0, line.id, line.clip_sha256, nameless))
         return out
 
     def _may_name(self, artists: Iterable[str], persona: str, territory: str | None, *,
@@ -227,8 +315,17 @@ class Narrator:
                 continue
             out.append(Candidate(line_id, named[0] if named else None,
                                  tuple(dict.fromkeys(named)), text, engine,
-                                 TEMPLATE_WEIGHTS.get(template.kind, 1.0), identity))
+                                 TEMPLATE_WEIGHTS.get(template.kind, 1.0), identity,
+                                 nameless=self._without_name(template.text, text, values)))
         return out
+
+    @staticmethod
+    def _without_name(source: str, text: str, values: Mapping[str, str]) -> str | None:
+        """The name-less variant of a line that says the listener's name (None otherwise)."""
+        if "{listener_name}" not in source:
+            return None
+        variant = fill(without_listener_name(source), values)
+        return variant if variant and variant != text else None
 
     def choose(self, ctx: NarrationContext) -> Utterance | None:
         """Whether to talk at this transition and what to say; fast (no audio), never raises."""
@@ -264,6 +361,12 @@ class Narrator:
         with self._lock:
             self._remember(utt)
             recent.append(chosen.identity)
+            if chosen.nameless and chosen.engine in DEFERRED_ENGINES:
+                # the same line without the name: every listener shares its render
+                nameless_key = utterance_key(self._fingerprint(persona, chosen.engine),
+                                             chosen.line_id, chosen.nameless, None)
+                self._note(self._nameless, key, dataclasses.replace(
+                    utt, key=nameless_key, text=chosen.nameless))
         return utt
 
     # -- checks ---------------------------------------------------------------------------
@@ -316,16 +419,27 @@ class Narrator:
             mono, rate = self._clips.synthesize(utt.text, VoiceParams(clip_path=line.clip_path))
             return to_house(mono, rate, (), lufs)
         persona = self.persona(utt.persona)
-        engine: SpeechEngine = self._neural if utt.engine == "neural" else self._espeak
-        mono, rate = engine.synthesize(utt.text, persona.voice)
-        return to_house(mono, rate, persona.chain, lufs)
+        engine = self._engines.get(utt.engine, self._espeak)
+        return synthesize_line(engine, utt.text, persona.voice, persona.chain, lufs)
 
-    def render(self, utt: Utterance) -> np.ndarray | None:
+    def _timed_synthesize(self, utt: Utterance) -> np.ndarray:
+        started = time.perf_counter()
+        try:
+            return self._synthesize(utt)
+        finally:
+            with self._lock:
+                self.renders += 1
+                self.render_s += time.perf_counter() - started
+
+    def render(self, utt: Utterance, *, wait_s: float = 0.0) -> np.ndarray | None:
         """(2, n) float32 at 44.1 kHz and the voice loudness, or None (not airable, or failed).
 
-        Blocking; call it in an executor right after :meth:`choose`, so speech is ready long
-        before it is due. Nothing airs from here, so the territory is not checked (it was when
-        the line was chosen, and is again in :meth:`audio_for`, with the listener's).
+        Blocking for espeak-ng and clips (milliseconds); call it in an executor right after
+        :meth:`choose`, so speech is ready long before it is due. A Kokoro line is handed to the
+        speech worker and not waited for (up to ``wait_s`` if given): what comes back then is
+        its stand-in, and :meth:`audio_for` gives the Kokoro render once it is there. Nothing
+        airs from here, so the territory is not checked (it was when the line was chosen, and
+        is again in :meth:`audio_for`, with the listener's).
         """
         if not self._airable(utt, None, None, any_territory=True):
             return None
@@ -333,22 +447,92 @@ class Narrator:
             self._remember(self._known.get(utt.key, utt))
         cached = self.cache.get(utt.key)
         if cached is not None:
+            with self._lock:
+                self.cache_hits += 1
             self.cache.ensure_indexed(utt)  # who it names, as chosen now, for revocations
             return cached
+        if utt.engine in DEFERRED_ENGINES:
+            return self._render_deferred(utt, wait_s)
+        return self._render_now(utt)
+
+    def _render_now(self, utt: Utterance) -> np.ndarray | None:
         try:
-            audio = self._synthesize(utt)
+            audio = self._timed_synthesize(utt)
         except Exception as exc:
             logger.error("speech render failed (%s, %s): %s", utt.engine, utt.line_id, exc)
             self._fail(f"render:{utt.engine}")
             return None
+        return audio if self._keep(utt, audio) else None
+
+    def _keep(self, utt: Utterance, audio: np.ndarray) -> bool:
+        """Cache a render unless its line stopped being airable meanwhile."""
         with self.lines.lock:  # no revocation can slip between this check and the write
             if not self._airable(utt, None, None, any_territory=True):
-                return None
+                return False
             try:
                 self.cache.put(utt, audio)
             except OSError as exc:
                 logger.warning("voice cache write failed for %s: %s", utt.key, exc)
-        return audio
+        return True
+
+    def _render_deferred(self, utt: Utterance, wait_s: float) -> np.ndarray | None:
+        persona = self.persona(utt.persona)
+        with self._lock:
+            nameless = self._nameless.get(utt.key)
+        standins: list[Utterance] = []
+        if nameless is not None:
+            standins.append(nameless)
+            if self.cache.get(nameless.key) is None:
+                self._submit(nameless)  # first: every listener's greeting can use it
+        future = self._submit(utt)
+        espeak = dataclasses.replace(
+            utt, engine="espeak",
+            key=utterance_key(self._fingerprint(persona, "espeak"), utt.line_id, utt.text, None))
+        standins.append(espeak)
+        with self._lock:
+            self._note(self._standins, utt.key, tuple(standins))
+        if future is not None and wait_s > 0:
+            # a timeout or a failed render: the stand-in is there for that
+            with contextlib.suppress(Exception):
+                future.result(timeout=wait_s)
+        for candidate in (utt, *standins):
+            audio = self.cache.get(candidate.key)
+            if audio is not None:
+                return audio
+        return self._render_now(espeak)  # about 2 ms: something can always air
+
+    def _submit(self, utt: Utterance) -> Future[None] | None:
+        """Hand a deferred render to the speech worker (None when its queue is full)."""
+
+        def job() -> None:
+            # checked again here: the line may have been revoked while it waited
+            if not self._airable(utt, None, None, any_territory=True):
+                return
+            if self.cache.get(utt.key) is not None:
+                return
+            try:
+                audio = self._timed_synthesize(utt)
+            except Exception as exc:
+                logger.error("speech render failed (%s, %s): %s", utt.engine, utt.line_id, exc)
+                persona = self.persona(utt.persona)
+                if persona.engine == utt.engine:
+                    self._set_engine(persona, "espeak", str(exc))
+                return
+            self._keep(utt, audio)
+
+        future = self.speech.submit(utt.key, job)
+        if future is None:
+            logger.warning("speech queue full (%d): %s airs its stand-in", self.speech.max_pending,
+                           utt.line_id)
+        return future
+
+    def wait_for_speech(self, timeout: float) -> bool:
+        """Block until the speech worker has nothing left to do (tests and tools)."""
+        return self.speech.wait_idle(timeout)
+
+    def close(self) -> None:
+        """Drop queued background renders (a render in progress finishes)."""
+        self.speech.close()
 
     def audio_for(self, key: str, territory: str | None = None) -> np.ndarray | None:
         """For the renderer when the voice is due: the cached audio, only if still airable for
@@ -365,18 +549,33 @@ class Narrator:
             utt = self.cache.utterance(key)
         if utt is None or not self.is_airable(utt, territory):
             return None
-        return self.cache.get(key)
+        audio = self.cache.get(key)
+        if audio is not None:
+            return audio
+        with self._lock:
+            standins = self._standins.get(key, ())
+        for standin in standins:  # its own render is not ready: the best stand-in airs
+            audio = self.cache.get(standin.key)
+            if audio is not None:
+                with self._lock:
+                    self._note(self._served, key, standin)
+                return audio
+        return None
 
-    @staticmethod
-    def airing_event(utt: Utterance, *, listener_id: str, session_id: str, event_id: str,
-                     **context: str) -> Event:
+    def airing_event(self, utt: Utterance, *, listener_id: str, session_id: str,
+                     event_id: str, **context: str) -> Event:
         """The ledger event for ``utt`` heard to its end: it credits the line's artist and every
-        artist its words name. ``context``: territory, tier, experiment, arm."""
+        artist its words name. ``context``: territory, tier, experiment, arm. When a stand-in
+        aired in its place, the words and engine recorded are the stand-in's."""
+        with self._lock:
+            aired = self._served.get(utt.key, utt)
         artists = sorted(set(utt.artists) | ({utt.artist_id} if utt.artist_id else set()))
+        detail = {"engine": aired.engine, "text": aired.text, "artists": artists}
+        if aired is not utt:
+            detail["stand_in_for"] = utt.engine
         return Event(event_id, "line_aired", listener_id, session_id=session_id,
                      persona=utt.persona, line_id=utt.line_id, artist_id=utt.artist_id,
-                     detail={"engine": utt.engine, "text": utt.text, "artists": artists},
-                     **context)
+                     detail=detail, **context)
 
     def record_airing(self, utt: Utterance, *, listener_id: str, session_id: str,
                       event_id: str) -> None:
@@ -417,6 +616,8 @@ class Narrator:
                 subjects += [self._known[k].line_id for k in gone]
             for key in gone:
                 self._known.pop(key, None)
+                for table in (self._nameless, self._standins, self._served):
+                    table.pop(key, None)
         deleted += self.cache.discard(gone)
         logger.info("revoked %s: %d cached renders deleted", event.subject, deleted)
         self._announce(subjects)

@@ -17,11 +17,12 @@ from typing import Any
 
 from dj.narrate.chain import ChainError, ChainSpec, parse_chain
 from dj.narrate.slots import SLOTS, SlotError, template_slots
+from dj.narrate.voice_install import VOICE_SHA256
 
 logger = logging.getLogger(__name__)
 
 TEMPLATE_KINDS = ("intro", "back_announce", "station_id", "greeting")
-ENGINES = ("espeak", "neural")
+ENGINES = ("espeak", "kokoro", "neural")
 
 
 class PersonaError(ValueError):
@@ -33,8 +34,9 @@ class PersonaError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class VoiceParams:
-    """What a speech engine needs to speak: espeak voice and prosody, or neural model files,
-    or (for the clip engine) the recorded clip to play."""
+    """What a speech engine needs to speak: espeak voice and prosody (also the fallback of every
+    other engine), a Kokoro voice pack and speed, neural model files, or (for the clip engine)
+    the recorded clip to play."""
 
     voice: str = "en-us"
     rate_wpm: int = 170
@@ -44,6 +46,8 @@ class VoiceParams:
     config_path: Path | None = None  # neural: its config.json
     speaker: str | None = None  # neural: multi-speaker models
     clip_path: Path | None = None  # clip engine: the recording to play
+    kokoro_voice: str | None = None  # kokoro: the voice pack, e.g. "af_heart"
+    speed: float = 1.0  # kokoro: 0.5-2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +181,11 @@ def _voice(data: Any, base: Path, problems: list[str]) -> VoiceParams:
     if not isinstance(name, str) or not name:
         problems.append(f"voice.name: expected a string, got {name!r}")
         name = "en-us"
+    kokoro = data.get("kokoro")
+    if kokoro is not None and kokoro not in VOICE_SHA256:
+        problems.append(f"voice.kokoro: unknown Kokoro voice {kokoro!r} (known: "
+                        + ", ".join(sorted(VOICE_SHA256)) + ")")
+        kokoro = None
     return VoiceParams(
         voice=name,
         rate_wpm=int(_num(data, "rate_wpm", 170, 80, 450, "voice.", problems)),
@@ -185,6 +194,8 @@ def _voice(data: Any, base: Path, problems: list[str]) -> VoiceParams:
         model_path=path_of("model_path"),
         config_path=path_of("config_path"),
         speaker=data.get("speaker"),
+        kokoro_voice=kokoro,
+        speed=_num(data, "speed", 1.0, 0.5, 2.0, "voice.", problems),
     )
 
 
@@ -218,6 +229,8 @@ def load_persona(path: Path) -> Persona:
     if engine not in ENGINES:
         problems.append(f"{path}: engine {engine!r} is not one of {', '.join(ENGINES)}")
     voice = _voice(data.get("voice", {}), path.parent, problems)
+    if engine == "kokoro" and not voice.kokoro_voice:
+        problems.append(f"{path}: engine \"kokoro\" needs [voice] kokoro = \"<voice pack>\"")
     try:
         chain = parse_chain(data.get("chain", []))
     except ChainError as exc:

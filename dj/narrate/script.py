@@ -7,6 +7,7 @@ choice is reproducible in tests and needs no lock.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,6 +73,7 @@ class Candidate:
     weight: float
     identity: str  # what "the same line" means for repeat avoidance
     clip_sha256: str | None = None
+    nameless: str | None = None  # the same words without the listener's name, if it has it
 
 
 def pick(candidates: Sequence[Candidate], *seed: object) -> Candidate | None:
@@ -84,6 +86,22 @@ def pick(candidates: Sequence[Candidate], *seed: object) -> Candidate | None:
         if point < 0:
             return candidate
     return candidates[-1]
+
+
+def without_listener_name(text: str) -> str:
+    """A template or line with its ``{listener_name}`` slot taken out, punctuation mended:
+    "Good {time_of_day}, {listener_name}." -> "Good {time_of_day}."; "Hey {listener_name}!
+    Happy {time_of_day}!" -> "Hey! Happy {time_of_day}!". Used as the stand-in for a greeting
+    whose own render is not ready in time."""
+    out = re.sub(r",\s*\{listener_name\}\s*,", "", text)
+    out = re.sub(r",\s*\{listener_name\}", "", out)
+    out = re.sub(r"\{listener_name\}\s*,\s*", "", out)
+    out = re.sub(r"\s*\{listener_name\}", "", out)
+    out = re.sub(r"\s+([,.!?;:])", r"\1", out)
+    out = re.sub(r"([,;:])(?=[.!?])", "", out)
+    out = " ".join(out.split())
+    # a sentence that lost its first word starts with a capital again
+    return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), out)
 
 
 def repeat_identity(line_id: str, text: str, is_template: bool) -> str:

@@ -30,7 +30,7 @@ class Utterance:
     artist_id: str | None  # the artist the line is about / by (None for station IDs)
     persona: str
     text: str
-    engine: str  # "espeak" | "clip" | "neural"
+    engine: str  # "espeak" | "kokoro" | "clip" | "neural"
     artists: tuple[str, ...] = ()  # every artist the words name (a template may name two)
 
     @property

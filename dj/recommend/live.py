@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import OrderedDict, deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,7 @@ class LiveRecommender:
         self.max_listeners = max_listeners
         self._log: OrderedDict[str, deque[tuple[str, str]]] = OrderedDict()  # LRU
         self._version = 0
+        self.on_latency: Callable[[float], None] | None = None  # seconds per candidates call
 
     @property
     def version(self) -> int:
@@ -94,7 +96,12 @@ class LiveRecommender:
         A mask built for a previous model (another length) is rejected with ``ValueError``:
         the caller rebuilds it with :meth:`allowed_mask` after a swap.
         """
-        return self._model.candidates(listener_id, allowed, n, exclude=exclude, seed=seed)
+        started = time.perf_counter()
+        try:
+            return self._model.candidates(listener_id, allowed, n, exclude=exclude, seed=seed)
+        finally:
+            if self.on_latency is not None:
+                self.on_latency(time.perf_counter() - started)
 
     def warm(self, listener_id: str, seed: Collection[str] = ()) -> None:
         """See :meth:`BaseRecommender.warm`: call when a listener's session starts."""

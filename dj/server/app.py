@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from importlib import resources
 
 from aiohttp import web
 
 from dj.auth import TokenStore, bearer_token
 from dj.config import Config
-from dj.server import admin_routes, stream_routes
+from dj.server import admin_routes, cors, icecast_routes, metrics, player_routes, stream_routes
 from dj.server.access_log import quiet_parser_errors
 from dj.server.changes import watch_changes
+from dj.server.health import health
 from dj.server.keys import ACCESS, CONFIG, CONNECTIONS, CONTROLS, OPENING, PACING, STATION
 from dj.server.listener_access import CONTROL_ROLES, ListenerAccess
 from dj.server.openapi import OPENAPI_PATH, openapi_json
@@ -70,36 +70,9 @@ async def json_errors(request: web.Request, handler):
         return web.json_response({"error": "internal error"}, status=500)
 
 
-@routes.get("/")
-async def player(request: web.Request) -> web.Response:
-    html = resources.files("dj.server").joinpath("player.html").read_text(encoding="utf-8")
-    return web.Response(text=html, content_type="text/html")
-
-
 @routes.get("/healthz")
 async def healthz(request: web.Request) -> web.Response:
-    station = request.app[STATION]
-    return web.json_response(
-        {
-            "status": "ok",
-            "sessions": station.sessions.streaming,
-            "resumable": station.sessions.resumable,
-            "tracks": len(station.catalog.tracks()),
-            "narrator": station.narrator is not None,
-            "failures": dict(station.failures),
-            "ledger": {"queued": station.ledger_writer.depth,
-                       "written": station.ledger_writer.written,
-                       "write_errors": station.ledger_writer.errors},
-            "path": station.config.stream.path,
-            "shared": {  # what every listener shares on the spliced path
-                "bodies": len(station.bodies),
-                "body_mb": round(station.bodies.nbytes / 2**20, 1),
-                "transition_mb": round(station.pieces.nbytes / 2**20, 1),
-                "transition_hits": station.pieces.hits,
-                "transition_renders": station.pieces.misses,
-            },
-        }
-    )
+    return await health(request)  # dj/server/health.py: catalog, audio flowing, counters
 
 
 @routes.get("/api/personas")
@@ -227,7 +200,7 @@ def create_app(
     """The app factory. The station is built beforehand (blocking: model and voices load), so
     that every route, the artist API included, is known before the app starts."""
     quiet_parser_errors()
-    app = web.Application(middlewares=[json_errors, limit_writes])
+    app = web.Application(middlewares=[cors.preflight, json_errors, limit_writes])
     app[RATE_LIMITER] = RateLimiter(config.access.writes_per_minute, config.access.write_burst)
     app[CONFIG] = config
     app[PACING] = config.stream.pacing if pacing is None else pacing
@@ -239,6 +212,10 @@ def create_app(
     app[ACCESS] = ListenerAccess(config, station.catalog, tokens)
     app.add_routes(routes)
     app.add_routes(stream_routes.routes)
+    app.add_routes(icecast_routes.routes)  # playlists, /status-json.xsl
+    metrics.setup(app)  # /metrics
+    cors.setup(app)
+    player_routes.setup(app)  # the web player: page, pushed now-playing, artwork
     app.router.add_get(OPENAPI_PATH, openapi_json)
     from dj.server.artist_routes import artist_portal  # the page says so when the API is off
 

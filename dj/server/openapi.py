@@ -17,6 +17,7 @@ from aiohttp import web
 
 from dj.auth.roles import ROLES
 from dj.auth.tokens import MAX_EXPIRY_DAYS, TOKEN_FORMAT
+from dj.catalog.artwork import MEDIA_TYPES
 from dj.narrate.consent import CONSENT_KINDS
 from dj.narrate.lines import MAX_NAMES, MAX_TEXT_CHARS, MOMENTS
 from dj.server.admin_routes import MAX_LABEL_CHARS, MAX_SUBJECT_CHARS, TOKEN_ID
@@ -28,7 +29,9 @@ from dj.server.artist_routes import (
     MAX_JSON_BYTES,
 )
 from dj.server.keys import STATION
+from dj.stream.icy import NAMES as ICY_NAMES
 from dj.stream.station import LISTENER_ID
+from dj.stream.watch import WATCHERS_PER_LISTENER
 
 JSON = "application/json"
 OPENAPI_PATH = "/api/openapi.json"
@@ -77,7 +80,19 @@ LINE: dict[str, Schema] = {
 SCHEMAS: dict[str, Schema] = {
     "Error": _obj({"error": {"type": "string", "description": "what went wrong, for a person"}}),
     "Health": _obj({
-        "status": {"const": "ok"},
+        "status": {"enum": ["ok", "degraded", "error"], "description":
+                   "error (503): nothing can play; degraded: a listener hears a fault now"},
+        "problems": {"type": "array", "items": STRING, "description": "what is wrong, in words"},
+        "audio": _obj({
+            "streaming": INTEGER,
+            "flowing": {**INTEGER, "description": "streams not waiting on the renderer"},
+            "waiting_for_render": {**INTEGER, "description": "streams that waited longer than"
+                                   " their burst for the renderer: their buffer runs dry"},
+            "underrun_recent": {"type": "boolean"},
+            "dead_air_recent": {"type": "boolean"},
+        }),
+        "playable": {**INTEGER, "description": "tracks licensed today in the operator's"
+                     " territories"},
         "sessions": {**INTEGER, "description": "listeners streaming now"},
         "resumable": {**INTEGER, "description": "sessions waiting for their listener to return"},
         "tracks": INTEGER,
@@ -212,6 +227,49 @@ SCHEMAS: dict[str, Schema] = {
     }),
 }
 
+# the web player's state (each event of /api/listeners/{listener}/events) and persona choice
+SCHEMAS.update({
+    "Credits": _obj({
+        "rightsholders": {"type": "array", "items": _obj({
+            "party": STRING, "role": {**STRING, "description": "master or publishing"},
+            "share": {"type": "number", "description": "percent of the role"}})},
+        "notes": {"type": "array", "items": STRING,
+                  "description": "credit lines a licence asks to show (CC BY and the like)"},
+    }),
+    "PlayerTrack": _obj({
+        "id": STRING, "title": STRING, "artist": STRING, "artist_id": STRING, "album": STRING,
+        "year": _nullable("integer"), "artwork": {**STRING, "description": "its cover's URL"},
+        "credits": {"anyOf": [_ref("Credits"), {"type": "null"}]},
+    }),
+    "PlayerState": _obj({
+        "listener": STRING,
+        "session": _nullable("string"),
+        "on_air": {"type": "boolean", "description": "a connection streams the session now"},
+        "persona": STRING, "experiment": STRING, "arm": STRING,
+        "track": {"anyOf": [_ref("PlayerTrack"), {"type": "null"}]},
+        "play_id": _nullable("string"), "track_id": _nullable("string"),
+        "title": _nullable("string"), "artist": _nullable("string"),
+        "started_at": _nullable("string"),
+        "speaking": {"type": "boolean"},
+        "ai_voice": {"type": "boolean", "description": "an AI voice is heard: players say so"},
+        "voice_text": STRING,
+        "position_s": {"type": "number", "description": "programme seconds heard"},
+        "history": {"type": "array", "items": STRING, "description": "track ids heard"},
+        "recent": {"type": "array", "description": "tracks heard before this one, newest first",
+                   "items": _obj({"id": STRING, "title": STRING, "artist": STRING,
+                                  "album": STRING, "artwork": STRING})},
+    }),
+    "PersonaChoice": _obj({
+        "listener": STRING,
+        "persona": {**STRING, "description": "who hosts a new session without a choice"},
+        "in_experiment": {"type": "boolean"},
+        "experiment": _nullable("string"), "arm": _nullable("string"),
+        "choice": {"type": "boolean", "description": "the player offers a choice of persona"
+                   " (not to a listener an experiment assigns one)"},
+        "personas": {"type": "array", "items": _ref("Persona")},
+    }),
+})
+
 _TEXT = {"type": "string", "minLength": 1,
          "description": f"at most {MAX_TEXT_CHARS} characters once runs of white space are one"
                         " space; {slots} must be known ones"}
@@ -250,6 +308,10 @@ def _param(name: str, where: str, schema: Schema, description: str,
             "schema": schema, "description": description}
 
 
+ICY_CHARSET = _param(
+    "icy_charset", "query", {"enum": list(ICY_NAMES)},
+    "the charset of ICY titles for this client (default: [stream] icy_charset): latin-1 for"
+    " old players that show UTF-8 as garbage")
 LISTENER = _param(
     "listener", "path", {"type": "string", "pattern": f"^{LISTENER_ID.pattern}$"},
     "the listener id: an account's, or any free name (anonymous)")
@@ -283,6 +345,7 @@ def _stream_headers() -> dict[str, Schema]:
     header = {"schema": STRING, "required": True}
     return {
         "icy-name": header, "icy-description": header, "icy-br": header, "icy-sr": header,
+        "icy-genre": header, "icy-url": header,
         "icy-pub": header, "X-DJ-Persona": {**header, "description": "the persona hosting"},
         "icy-metaint": {"schema": STRING, "description": "with Icy-MetaData: 1, the bytes of"
                         " audio between two metadata blocks"},
@@ -292,7 +355,7 @@ def _stream_headers() -> dict[str, Schema]:
 def _paths() -> dict[str, dict[str, Schema]]:
     from dj.server.app import HISTORY_MAX  # app imports this module: not at import time
 
-    return {**PATHS, **_listener_paths(HISTORY_MAX)}
+    return {**PATHS, **_listener_paths(HISTORY_MAX), **PLAYER_PATHS, **OPERATIONS_PATHS}
 
 
 def _listener_paths(history_max: int) -> dict[str, dict[str, Schema]]:
@@ -385,11 +448,14 @@ PATHS: dict[str, dict[str, Schema]] = {
     }},
     "/": {"get": {
         "summary": "the web player", "tags": ["player"],
-        "responses": {"200": _ok("the player page", STRING, "text/html")},
+        "responses": {"200": {**_ok("the player page", STRING, "text/html"),
+                              "headers": _HTML_HEADERS}},
     }},
     "/healthz": {"get": {
-        "summary": "health and shared-cache counters", "tags": ["operations"],
-        "responses": {"200": _ok("the station is up", _ref("Health"))},
+        "summary": "whether the station can play and its audio flows; its counters",
+        "tags": ["operations"],
+        "responses": {"200": _ok("ok, or degraded (see problems)", _ref("Health")),
+                      "503": _ok("error: nothing can play (see problems)", _ref("Health"))},
     }},
     OPENAPI_PATH: {"get": {
         "summary": "this document", "tags": ["operations"],
@@ -412,6 +478,7 @@ PATHS: dict[str, dict[str, Schema]] = {
             _param("persona", "query", STRING, "the persona hosting a new session (empty: the"
                    " listener's or the experiment's)"),
             _param("Icy-MetaData", "header", STRING, "1: interleave ICY metadata (titles)"),
+            ICY_CHARSET,
         ],
         "responses": {
             "200": {"description": "MP3 audio, without end", "headers": _stream_headers(),
@@ -548,6 +615,109 @@ PATHS: dict[str, dict[str, Schema]] = {
             "200": _ok("the consent as stored", _obj({"consent": _ref("Consent")})),
             "400": _err("BadRequest"), **_ARTIST_ERRORS, **_WRITE_ERRORS,
         },
+    }},
+}
+
+_ARTWORK_HEADERS = {"Cache-Control": {"schema": STRING, "required": True},
+                    "ETag": {"schema": STRING, "required": True}}
+
+PLAYER_PATHS: dict[str, dict[str, Schema]] = {
+    "/listen/{listener}": {"get": {
+        "summary": "the web player, tuned straight into the listener's station",
+        "tags": ["player"], "parameters": [LISTENER],
+        "responses": {"200": {**_ok("the player page", STRING, "text/html"),
+                              "headers": _HTML_HEADERS}},
+    }},
+    "/api/listeners/{listener}/events": {"get": {
+        "summary": "what the listener hears, pushed as server-sent events", "tags": ["listener"],
+        "description": "A `now-playing` event (its data a PlayerState as JSON) at once and"
+                       " whenever what the listener hears changes: a track or a DJ line reached"
+                       " by their ear, a connection started or stopped, a new session. A"
+                       " comment keeps a quiet stream open. Without end; an account needs its"
+                       " listener token or stream key, as a bearer or `?key=` (EventSource"
+                       f" cannot send headers). At most {WATCHERS_PER_LISTENER} streams per"
+                       " listener.",
+        "security": STREAM_AUTH, "parameters": [LISTENER],
+        "responses": {
+            "200": {**_ok("the event stream, without end", STRING, "text/event-stream"),
+                    "headers": {"Cache-Control": {"schema": STRING, "required": True}}},
+            **_LISTENER_ERRORS, "429": _err("TooManyRequests"),
+        },
+    }},
+    "/api/listeners/{listener}/persona": {"get": {
+        "summary": "who hosts a new session, and whether the listener may choose",
+        "tags": ["player"], "security": STREAM_AUTH, "parameters": [LISTENER],
+        "responses": {"200": _ok("the persona and the choice", _ref("PersonaChoice")),
+                      **_LISTENER_ERRORS},
+    }},
+    "/api/tracks/{track}/artwork": {"get": {
+        "summary": "the track's cover: stored, or drawn from its id", "tags": ["player"],
+        "parameters": [
+            _param("track", "path", {"type": "string", "minLength": 1}, "the track id"),
+            _param("If-None-Match", "header", STRING, "an ETag from an earlier answer"),
+        ],
+        "responses": {
+            "200": {"description": "the image", "headers": _ARTWORK_HEADERS,
+                    "content": {media: {"schema": {"type": "string", "format": "binary"}}
+                                for media in sorted(set(MEDIA_TYPES.values()))}},
+            "304": {"description": "unchanged since the ETag sent", "headers": _ARTWORK_HEADERS},
+            "404": _err("NotFound"),
+        },
+    }},
+}
+
+
+def _playlist(ext: str, media: str, what: str) -> Schema:
+    return {"get": {
+        "summary": f"a {what} playlist of the listener's stream, for players", "tags": ["listener"],
+        "description": "One entry: the stream's absolute URL, from the address the request came"
+                       " to, with key, persona and icy_charset carried through. It opens no"
+                       " session and checks no key (the stream does).",
+        "parameters": [
+            LISTENER,
+            _param("key", "query", STRING, "an account's stream key, put into the stream URL"),
+            _param("persona", "query", STRING, "put into the stream URL (a known persona)"),
+            ICY_CHARSET,
+        ],
+        "responses": {"200": {**_ok(f"the .{ext} playlist", STRING, media),
+                              "headers": {"Cache-Control": {"schema": STRING,
+                                                            "required": True}}},
+                      "400": _err("BadRequest")},
+    }}
+
+
+_SOURCE = _obj({
+    "audio_info": STRING, "bitrate": INTEGER, "channels": INTEGER, "samplerate": INTEGER,
+    "genre": STRING, "listener_peak": INTEGER,
+    "listeners": {**INTEGER, "description": "listeners streaming now, all stations together"},
+    "listenurl": {**STRING, "description": "a stream to try: a guest's, or the template"},
+    "listenurl_template": STRING, "server_description": STRING, "server_name": STRING,
+    "server_type": STRING, "server_url": STRING, "stream_start": STRING,
+    "stream_start_iso8601": STRING, "title": STRING, "dummy": {"type": "null"},
+})
+
+OPERATIONS_PATHS: dict[str, dict[str, Schema]] = {
+    "/stream/{listener}.m3u": _playlist("m3u", "audio/x-mpegurl", "M3U"),
+    "/stream/{listener}.pls": _playlist("pls", "audio/x-scpls", "PLS"),
+    "/status-json.xsl": {"get": {
+        "summary": "Icecast's status document: one source for the whole station",
+        "tags": ["operations"],
+        "description": "For Icecast tools and directories: how many listen, the peak, the"
+                       " format. Every listener has their own stream; no listener id is here.",
+        "responses": {"200": _ok("the status", _obj({"icestats": _obj({
+            "admin": STRING, "host": STRING, "location": STRING, "server_id": STRING,
+            "server_start": STRING, "server_start_iso8601": STRING,
+            "source": {"type": "array", "items": _SOURCE},
+        })}))},
+    }},
+    "/metrics": {"get": {
+        "summary": "Prometheus metrics: listeners, sessions, bytes, render lag, underruns,"
+                   " dead air, controls, speech, recommender latency, ledger, failures",
+        "tags": ["operations"],
+        "responses": {"200": {"description": "Prometheus text format (OpenMetrics when the"
+                                             " Accept header asks for it)",
+                              "content": {"text/plain": {"schema": STRING},
+                                          "application/openmetrics-text": {"schema": STRING}}}},
     }},
 }
 

@@ -16,6 +16,9 @@ from dj.catalog import Listener
 from dj.server.keys import ACCESS, CONFIG, CONNECTIONS, OPENING, PACING, STATION
 from dj.server.listener_access import stream_credential
 from dj.stream import BadRequest, Connection, IcyFramer, Session, SocketGauge, Station
+from dj.stream.icy import NAMES as ICY_NAMES
+from dj.stream.icy import icy_charset
+from dj.stream.registry import NOTHING_HEARD_S
 from dj.stream.station import check_listener_id
 
 logger = logging.getLogger(__name__)
@@ -25,19 +28,39 @@ routes = web.RouteTableDef()
 
 def _headers(request: web.Request, listener_id: str, persona: str, icy: bool) -> dict[str, str]:
     config = request.app[CONFIG]
+    stream = config.stream
     headers = {
         "Content-Type": "audio/mpeg",
         "Cache-Control": "no-cache, no-store",
-        "icy-name": f"{config.stream.station_name}: {listener_id}",
-        "icy-description": f"personal station hosted by {persona}",
+        "icy-name": f"{stream.station_name}: {listener_id}",
+        "icy-description": f"{stream.station_description} (hosted by {persona})",
+        "icy-genre": stream.station_genre,
+        "icy-url": stream.station_url or base_url(request) + "/",
         "icy-br": str(config.audio.bitrate_kbps),
         "icy-sr": "44100",
-        "icy-pub": "0",
+        "icy-pub": "0",  # a personal stream: never listed in a public directory
         "X-DJ-Persona": persona,
     }
     if icy:
-        headers["icy-metaint"] = str(config.stream.metaint)
+        headers["icy-metaint"] = str(stream.metaint)
     return headers
+
+
+def base_url(request: web.Request) -> str:
+    """``scheme://host[:port]`` as the client addressed this server (for absolute URLs)."""
+    return f"{request.scheme}://{request.host}"
+
+
+def icy_charset_for(request: web.Request) -> str:
+    """The StreamTitle charset for this client: ``?icy_charset=`` (utf-8 or latin-1), else the
+    configured one."""
+    asked = request.query.get("icy_charset")
+    if asked is None:
+        return icy_charset(request.app[CONFIG].stream.icy_charset) or "utf-8"
+    charset = icy_charset(asked) if asked in ICY_NAMES else None
+    if charset is None:
+        raise BadRequest("icy_charset must be one of " + ", ".join(ICY_NAMES))
+    return charset
 
 
 async def _open(app: web.Application, listener: Listener, persona: str | None) -> Session:
@@ -81,6 +104,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     listener = await asyncio.get_running_loop().run_in_executor(
         None, request.app[ACCESS].resolve, listener_id, stream_credential(request))
     icy = request.headers.get("Icy-MetaData", "").strip() == "1"
+    charset = icy_charset_for(request)
 
     existing = station.sessions.get(listener_id)
     resumed = (
@@ -112,31 +136,47 @@ async def stream(request: web.Request) -> web.StreamResponse:
             response.write,
             SocketGauge(request.transport, config.stream.send_buffer_bytes),
             paced=request.app[PACING],
-            framer=IcyFramer(config.stream.metaint) if icy else None,
+            framer=IcyFramer(config.stream.metaint, charset) if icy else None,
             user_agent=request.headers.get("User-Agent", ""),
         )
+        kind = ("new" if resumed is None
+                else "takeover" if resumed.owner is not None else "resumed")
         replaced = station.sessions.attach(session, conn)
         if replaced is not None:
-            station.release(replaced)
+            station.release(replaced, cause="replaced")
+        station.stats.connection_started(session.id, kind, station.sessions.streaming)
+        logger.debug("stream of %s: %s connection (%s)", listener_id, kind,
+                     request.headers.get("User-Agent", "-"))
         request.app[CONNECTIONS].add(asyncio.current_task())
         why = await conn.run()
-        logger.info("stream of %s ended (%s) at %.1f s heard", listener_id, why,
-                    session.heard_s)
+        station.stats.connection_ended(session.id, why)
+        logger.debug("stream of %s ended (%s) at %.1f s heard", listener_id, why,
+                     session.heard_s)
         if why == "stalled" and request.transport is not None:
             # it reads nothing, so it cannot take the end of the body either: cut it off
             request.transport.abort()
     except asyncio.CancelledError:
-        logger.info("stream of %s stopped", listener_id)
+        # aiohttp cancels the handler when the client hangs up; the server cancels it at
+        # shutdown with the socket still open
+        gone = request.transport is None or request.transport.is_closing()
+        logger.debug("stream of %s stopped (%s)", listener_id, "client gone" if gone
+                     else "cancelled")
+        if session is not None and conn is not None:
+            station.stats.connection_ended(session.id, "gone: client hung up" if gone
+                                           else "cancelled")
         raise
     except Exception:  # the response has started: end it, never answer a second time
         logger.exception("stream of %s failed", listener_id)
         station.count_failure("stream")
+        if session is not None and conn is not None:
+            station.stats.connection_ended(session.id, "error")
     finally:
         request.app[CONNECTIONS].discard(asyncio.current_task())
         if session is not None:
             if conn is None:
-                if resumed is None:
-                    station.release(session)  # opened for a client that was already gone
+                if resumed is None:  # opened for a client that was already gone
+                    station.release(session, cause="unstarted")
             elif station.sessions.detach(session, conn, loop.time()):
-                station.release(session)
+                station.release(session, cause="unheard" if session.heard_s < NOTHING_HEARD_S
+                                else "left")
     return response

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from dj.audio.encode import clean_start
@@ -59,6 +60,9 @@ class Connection:
         )
         self.ended = ""
         self._stopping = False
+        # loop time since which it has waited for the render pool (None: not waiting); what
+        # /healthz reads to tell whether audio is flowing
+        self.waiting_since: float | None = None
 
     def stop(self) -> None:
         """End the stream cleanly at the next chance (the server stops)."""
@@ -96,11 +100,37 @@ class Connection:
             if self.session.cheap:  # shared body frames: a copy, no reason to leave the loop
                 rendered = self.session.render_next()
             else:
-                rendered = await loop.run_in_executor(
-                    self.station.render_pool, self.session.render_next
-                )
+                started = self.waiting_since = loop.time()
+                behind = self._behind_s(started)
+                try:
+                    rendered = await loop.run_in_executor(
+                        self.station.render_pool, self.session.render_next
+                    )
+                finally:
+                    self.waiting_since = None
+                self._waited(started, behind, loop.time())
             self.station.rendered(self.session, rendered)
         return None
+
+    def _behind_s(self, now: float) -> float | None:
+        """How far real time has passed the end of what was sent (> 0: the listener's buffer
+        is dry); None unpaced or before the first byte."""
+        if not self.paced or self.ear.t_first is None:
+            return None
+        return self.ear.start_s + self.ear.elapsed(now) - self.ear.sent_s
+
+    def _waited(self, started: float, behind: float | None, now: float) -> None:
+        """Count a wait for the renderer: its length, and the silence it caused the listener
+        (what it added to how far the stream was behind real time)."""
+        stats = self.station.stats
+        stats.render_wait.observe(now - started)
+        after = self._behind_s(now)
+        if behind is None or after is None or after <= max(0.0, behind):
+            return
+        if behind <= 0:
+            stats.underruns.inc()
+        stats.underrun_seconds.inc(after - max(0.0, behind))
+        stats.last_underrun = time.monotonic()
 
     async def _pace(self, duration_s: float) -> bool:
         """Wait until sending ``duration_s`` more keeps the stream within the burst of real
@@ -176,6 +206,7 @@ class Connection:
                 data = self._framer.frame(audio) if self._framer else audio
                 if not await self._send(data):
                     break
+                self.station.stats.bytes_sent.inc(len(data))
                 self.ear.wrote(len(data), start_s, chunk.end_s, loop.time())
                 self._seq += 1
                 # paced, the next pace reads the ear at once; unpaced, read it here

@@ -51,6 +51,7 @@ class Controls:
     async def _learn(self, listener_id: str, track: Track, kind: str, programme_hook) -> None:
         """Logged, and learnt by the programme and the recommender before the caller answers."""
         station = self.station
+        station.stats.actions.labels(kind).inc()
         session = station.sessions.live(listener_id)
         context = listener_context(session) if session is not None else {}
         written = station.ledger_writer.append(

@@ -7,7 +7,7 @@ ends, the programme goes on where it is heard); when the last connection ends th
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from dj.stream.session import Session
 
@@ -15,9 +15,12 @@ NOTHING_HEARD_S = 0.5  # a session heard less than this has nothing to resume
 
 
 class SessionRegistry:
-    def __init__(self, resume_window_s: float) -> None:
+    def __init__(self, resume_window_s: float,
+                 on_change: Callable[[str], None] | None = None) -> None:
         self.resume_window_s = resume_window_s
         self._sessions: dict[str, Session] = {}
+        # told the listener id when a connection starts or stops streaming their session
+        self._on_change = on_change or (lambda listener_id: None)
 
     def get(self, listener_id: str) -> Session | None:
         return self._sessions.get(listener_id)
@@ -33,6 +36,7 @@ class SessionRegistry:
         old = self._sessions.get(session.listener.id)
         self._sessions[session.listener.id] = session
         session.owner, session.left_at = owner, None
+        self._on_change(session.listener.id)
         return old if old is not None and old is not session else None
 
     def detach(self, session: Session, owner: object, now: float) -> bool:
@@ -40,6 +44,7 @@ class SessionRegistry:
         if session.owner is not owner:
             return False  # taken over by another connection, or already detached
         session.owner, session.left_at = None, now
+        self._on_change(session.listener.id)
         if session.heard_s < NOTHING_HEARD_S or self.resume_window_s <= 0:
             self.remove(session)
             return True

@@ -104,9 +104,11 @@ class NarratorAirings:
     """AiringSink: a line heard to its end is an airing, crediting its artist and every artist
     its words name."""
 
-    def __init__(self, narrator: Narrator | None, events: EventWriter) -> None:
+    def __init__(self, narrator: Narrator | None, events: EventWriter,
+                 on_aired: Callable[[], object] = lambda: None) -> None:
         self._narrator = narrator
         self._events = events
+        self._on_aired = on_aired  # counts airings for /metrics
 
     def line_aired(self, session: Session, key: str, event_id: str) -> None:
         utt = session.programme.utterance(key)
@@ -116,3 +118,4 @@ class NarratorAirings:
         context.pop("persona")  # the utterance's own persona spoke it
         self._events.append(self._narrator.airing_event(
             utt, listener_id=session.listener.id, event_id=event_id, **context))
+        self._on_aired()

@@ -27,6 +27,8 @@ from dj.stream.credit import HeardEvents
 from dj.stream.registry import SessionRegistry
 from dj.stream.session import Chunk, Session
 from dj.stream.sinks import LedgerPlays, NarratorAirings, Writer
+from dj.stream.stats import StationStats
+from dj.stream.watch import NowWatch
 
 if TYPE_CHECKING:
     from dj.narrate import Narrator
@@ -70,12 +72,17 @@ class Station:
         self.experiments = experiments
         self.trainer = trainer
         self.failures: Counter[str] = Counter()
+        self.stats = StationStats()  # read by /metrics and /healthz
+        if hasattr(recommender, "on_latency"):
+            recommender.on_latency = self.stats.recommend_seconds.observe
         self.render_pool = ThreadPoolExecutor(render_workers, thread_name_prefix="dj-render")
         # picks and speech for the next item: never in the render pool's way
         self.prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-prepare")
         self.writer = Writer(self.count_failure)
         self.ledger_writer = EventWriter(ledger, self.count_failure)
-        self.sessions = SessionRegistry(config.stream.resume_window_s)
+        self.watch = NowWatch()  # players waiting for what a listener hears to change
+        self.sessions = SessionRegistry(config.stream.resume_window_s,
+                                        on_change=self.watch.notify)
         self.bodies = BodyStore.for_config(config)
         self.pieces = PieceCache(config.stream.window_cache_mb << 20)
         # bodies are made one at a time, out of the render pool's and the prepare pool's way
@@ -84,7 +91,8 @@ class Station:
         self.events = HeardEvents(
             catalog_track=catalog.track,
             plays=LedgerPlays(self.ledger_writer, catalog, recommender, self.writer),
-            airings=NarratorAirings(narrator, self.ledger_writer),
+            airings=NarratorAirings(narrator, self.ledger_writer,
+                                    on_aired=self.stats.lines_aired.inc),
             on_failure=self.count_failure,
         )
         self.rules = RadioRules(
@@ -187,6 +195,9 @@ class Station:
             logger.exception("recommender warm-up failed for %s", listener.id)
             self.count_failure("recommender")
         programme.prepare_ahead()
+        self.stats.session_opened(
+            session.id, listener.id, f"persona={chosen} territory={listener.territory}"
+            f" tier={listener.tier}" + (f" arm={experiment}/{arm}" if experiment else ""))
         return session
 
     # -- running ------------------------------------------------------------------------------
@@ -200,7 +211,13 @@ class Station:
     def heard(self, session: Session, heard_s: float, confirmed: bool = True) -> None:
         """The listener's ear reached ``heard_s`` (on the loop); credits wait for
         ``confirmed``."""
-        self.events.apply(session, session.hear(heard_s), confirmed)
+        shown = _shown(session)
+        markers = session.hear(heard_s)
+        if markers:
+            self.stats.heard(markers)
+        self.events.apply(session, markers, confirmed)
+        if _shown(session) != shown:
+            self.watch.notify(session.listener.id)
         if confirmed:
             self.events.progress(session)
 
@@ -229,18 +246,20 @@ class Station:
         self.body_pool.submit(self.bodies.warm_all, cues, stop=self._closing)
 
     # -- releasing ----------------------------------------------------------------------------
-    def release(self, session: Session, outcome: str = "left") -> None:
+    def release(self, session: Session, outcome: str = "left", cause: str = "left") -> None:
         """The listener has left for good (on the loop): close every play with the seconds
-        heard, free the renderer and encoder, and drop their live state."""
+        heard, free the renderer and encoder, and drop their live state. ``cause`` is for the
+        log and metrics (dj.stream.stats.RELEASE_CAUSES)."""
         self.sessions.remove(session)
         session.closed = True
+        self.watch.notify(session.listener.id)
         self.events.end_all(session, outcome)
         self.render_pool.submit(session.close)  # waits for a block in progress: off the loop
         listener_id = session.listener.id
         if self.sessions.get(listener_id) is None:
             self.prepare_pool.submit(self._forget, listener_id)
-        logger.info("session %s of %s released after %.1f s heard", session.id, listener_id,
-                    session.heard_s)
+        self.stats.session_ended(session.id, cause, session.heard_s,
+                                 resume_window_s=self.sessions.resume_window_s)
 
     def _forget(self, listener_id: str) -> None:
         for part in (self.recommender, self.narrator):
@@ -256,12 +275,13 @@ class Station:
     def release_expired(self, now: float) -> int:
         gone = self.sessions.expired(now)
         for session in gone:
-            self.release(session)
+            self.release(session, cause="expired")
         return len(gone)
 
     def _line_revoked(self, line_id: str) -> None:
         for session in self.sessions:
             session.revoke_voice(line_id)
+            self.watch.notify(session.listener.id)  # the AI-voice flag may have gone off
 
     def shutdown(self) -> None:
         """End every session, recording each play in progress, and wait for the writes
@@ -270,9 +290,16 @@ class Station:
             session.owner = None
             self.events.end_all(session, "left")
             session.close()
+            self.stats.session_ended(session.id, "shutdown", session.heard_s)
         self._closing.set()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.prepare_pool.shutdown(wait=True, cancel_futures=True)
         self.body_pool.shutdown(wait=True, cancel_futures=True)
         self.writer.shutdown()
         self.ledger_writer.close()
+
+
+def _shown(session: Session) -> tuple[str | None, bool, str]:
+    """What a player shows of a session's now-playing state, to tell when it changed."""
+    now = session.now
+    return now.play_id, now.speaking, now.voice_line
