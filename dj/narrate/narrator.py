@@ -76,8 +76,10 @@ MAX_LISTENERS = 10_000
 #: stand-in is ready to air.
 DEFERRED_ENGINES = frozenset({"kokoro"})
 #: How long a persona that fell back to espeak-ng waits before its own engine is tried again
-#: (so a voice installed while the station runs is taken up).
+#: (so a voice installed while the station runs is taken up); doubled after each fall back of
+#: that persona, up to an hour, so an engine that keeps failing is not retried every minute.
 RECHECK_S = 60.0
+MAX_RECHECK_S = 3600.0
 
 
 def synthesize_line(engine: SpeechEngine, text: str, voice: VoiceParams, chain: ChainSpec,
@@ -126,6 +128,7 @@ class Narrator:
         self._engine_names: dict[str, tuple[str, float, str]] = {}
         #: times a persona fell back to espeak-ng, by the engine it could not use (once a switch)
         self.engine_fallbacks: Counter[str] = Counter()
+        self._fallbacks_of: Counter[str] = Counter()  # per persona, for the re-check's backoff
         # per utterance key: its name-less variant, what may air until its render is ready, and
         # what did air in its place (for the airing record); bounded like ``_known``
         self._nameless: OrderedDict[str, Utterance] = OrderedDict()
@@ -159,13 +162,15 @@ class Narrator:
 
     def _engine_name(self, persona: Persona) -> str:
         """The persona's engine when usable here, else espeak; a fall back is logged and counted
-        once, and the persona's own engine is tried again after :data:`RECHECK_S`."""
+        once, and the persona's own engine is tried again after :data:`RECHECK_S` (more)."""
         if persona.engine not in ("neural", "kokoro"):
             return "espeak"
         now = time.monotonic()
         with self._lock:
             cached = self._engine_names.get(persona.name)
-        if cached is not None and (cached[0] != "espeak" or now - cached[1] < RECHECK_S):
+            falls = self._fallbacks_of[persona.name]
+        wait = min(MAX_RECHECK_S, RECHECK_S * 2 ** max(0, falls - 1))
+        if cached is not None and (cached[0] != "espeak" or now - cached[1] < wait):
             return cached[0]
         engine = self._neural if persona.engine == "neural" else self.kokoro
         ok, reason = engine.available(persona.voice)
@@ -179,6 +184,7 @@ class Narrator:
             switched = previous is None or previous[0] != engine
             if switched and engine == "espeak":
                 self.engine_fallbacks[persona.engine] += 1
+                self._fallbacks_of[persona.name] += 1
         if not switched:
             return
         if engine == "espeak":

@@ -54,6 +54,10 @@ def language_of(pack: str) -> str:
     return "en-gb" if pack.startswith("b") else "en-us"
 
 
+_checked: dict[Path, tuple[tuple[int, int, int] | None, str]] = {}
+_checked_lock = threading.Lock()
+
+
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
     try:
         st = path.stat()
@@ -68,23 +72,22 @@ class KokoroEngine:
     def __init__(self, directory: Path) -> None:
         self.files = VoiceFiles(directory)
         self._lock = threading.Lock()
-        self._check_lock = threading.Lock()
-        self._checked: dict[Path, tuple[tuple[int, int, int] | None, str]] = {}
         self._model: Any = None
         self._styles: dict[str, np.ndarray] = {}
         self.loads = 0  # how often the model was loaded (tests, and the log)
 
     # -- availability ---------------------------------------------------------------------
     def _verified(self, path: Path, check: Any) -> str:
-        """'' when the file passed its checksum; re-hashed only when it changed on disk."""
+        """'' when the file passed its checksum; re-hashed only when it changed on disk (the
+        result is shared by every engine in the process: hashing the model takes ~0.3 s)."""
         key = _stat_key(path)
-        with self._check_lock:
-            seen = self._checked.get(path)
+        with _checked_lock:
+            seen = _checked.get(path)
             if seen is not None and seen[0] == key and key is not None:
                 return seen[1]
         reason = check(path)
-        with self._check_lock:
-            self._checked[path] = (key, reason)
+        with _checked_lock:
+            _checked[path] = (key, reason)
         return reason
 
     def available(self, voice: VoiceParams | None = None) -> tuple[bool, str]:
@@ -185,9 +188,9 @@ class KokoroEngine:
 
 
 def deemphasis(mono: np.ndarray, rate: int) -> np.ndarray:
-    """Kokoro's vocoder puts more energy above 6 kHz than a voice has (its sibilants outweigh
-    the 3-6 kHz band, the reverse of natural speech): a fixed shelf takes that back, so every
-    persona chain starts from a natural balance, whichever engine spoke."""
+    """Kokoro's vocoder puts more energy above 6 kHz than between 3 and 6 kHz, the reverse of a
+    natural voice (it sounds sibilant, more so through a bright chain): a fixed shelf takes that
+    back, so a persona's chain starts from about the same balance whichever engine spoke."""
     board = pedalboard.Pedalboard([pedalboard.HighShelfFilter(
         cutoff_frequency_hz=DEEMPHASIS_HZ, gain_db=DEEMPHASIS_DB)])
     return board(mono[np.newaxis, :], rate)[0].astype(np.float32)
