@@ -237,7 +237,7 @@ def test_money() -> None:
     assert str(Money(123456, "EUR")) == "1234.56 EUR" and str(Money(5, "JPY")) == "5 JPY"
     for amount, currency in [("100.001", "EUR"), ("1000.5", "JPY"), ("-1", "EUR"),
                              ("abc", "EUR"), ("NaN", "EUR"), ("inf", "EUR"), ("1e30", "EUR"),
-                             ("10", "XXX")]:
+                             ("10", "QQQ")]:  # not an ISO 4217 code
         with pytest.raises(RoyaltyError):
             parse_money(amount, currency)
     for bad in ["101", "-1", "half"]:

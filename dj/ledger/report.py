@@ -294,44 +294,42 @@ PLAYS_COLUMNS = ("featured_artist", "title", "isrc", "album", "label", "plays", 
                  "territory")
 
 
-def write_plays(rows: list[PlaysRow], fmt: str, out: TextIO, period: Period) -> None:
-    values = [[getattr(r, c) for c in PLAYS_COLUMNS] for r in rows]
+def _write_rows(columns: tuple[str, ...], rows: list[Any], fmt: str, out: TextIO,
+                period: Period, *, heading: str, numbers: tuple[int, ...],
+                about: dict[str, str] | None = None) -> None:
+    """One report's rows as JSON, CSV or a table under ``heading``; ``about`` goes into the JSON
+    beside the period (what a column means)."""
+    values = [[getattr(r, c) for c in columns] for r in rows]
     if fmt == "json":
-        json.dump({"period": period.key, "performances": "qualifying plays",
-                   "rows": [dict(zip(PLAYS_COLUMNS, v, strict=True)) for v in values]},
+        json.dump({"period": period.key, **(about or {}),
+                   "rows": [dict(zip(columns, v, strict=True)) for v in values]},
                   out, indent=2, ensure_ascii=False)
         out.write("\n")
     elif fmt == "csv":
         writer = csv.writer(out)
-        writer.writerow(PLAYS_COLUMNS)
+        writer.writerow(columns)
         writer.writerows(values)
     else:
-        print(f"Qualifying plays per track and territory, {period.key} (UTC); performances ="
-              " qualifying plays; label = master rightsholder.\n", file=out)
-        _table([c.replace("_", " ") for c in PLAYS_COLUMNS],
-               [[str(v) for v in row] for row in values], out, numbers=(5, 6))
+        print(heading + "\n", file=out)
+        # text cells are people's words: one line of each, whatever it holds
+        _table([c.replace("_", " ") for c in columns],
+               [[" ".join(str(v).split()) for v in row] for row in values], out,
+               numbers=numbers)
+
+
+def write_plays(rows: list[PlaysRow], fmt: str, out: TextIO, period: Period) -> None:
+    _write_rows(PLAYS_COLUMNS, rows, fmt, out, period, numbers=(5, 6),
+                about={"performances": "qualifying plays"},
+                heading=f"Qualifying plays per track and territory, {period.key} (UTC);"
+                        " performances = qualifying plays; label = master rightsholder.")
 
 
 LINES_COLUMNS = ("artist_id", "line_id", "persona", "airings", "listeners", "text")
 
 
 def write_lines(rows: list[LineRow], fmt: str, out: TextIO, period: Period) -> None:
-    values = [[getattr(r, c) for c in LINES_COLUMNS] for r in rows]
-    if fmt == "json":
-        json.dump({"period": period.key,
-                   "rows": [dict(zip(LINES_COLUMNS, v, strict=True)) for v in values]},
-                  out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    elif fmt == "csv":
-        writer = csv.writer(out)
-        writer.writerow(LINES_COLUMNS)
-        writer.writerows(values)
-    else:
-        print(f"Aired lines per artist credited, {period.key} (UTC).\n", file=out)
-        # the text is the artist's words: one line of it, whatever it holds
-        _table([c.replace("_", " ") for c in LINES_COLUMNS],
-               [[" ".join(str(v).split()) for v in row] for row in values], out,
-               numbers=(3, 4))
+    _write_rows(LINES_COLUMNS, rows, fmt, out, period, numbers=(3, 4),
+                heading=f"Aired lines per artist credited, {period.key} (UTC).")
 
 
 def _table(columns: list[str], rows: list[list[str]], out: TextIO,

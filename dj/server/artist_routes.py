@@ -20,14 +20,9 @@ reason). Every error is JSON ``{"error": message}``; nothing is stored for a ref
 from __future__ import annotations
 
 import asyncio
-import base64
-import functools
-import hashlib
 import json
 import logging
-import re
 from collections.abc import Callable
-from importlib import resources
 from typing import Any, TypeVar
 
 from aiohttp import BodyPartReader, web
@@ -38,6 +33,7 @@ from dj.ledger.royalties import RoyaltyError, artist_statement, current_period, 
 from dj.narrate import ClipError, LineError, LineNotFound, LineScope, Narrator
 from dj.narrate.consent import CONSENT_KINDS, consent_scope
 from dj.narrate.lines import MAX_TEXT_CHARS, check_chars
+from dj.server.pages import page
 
 logger = logging.getLogger(__name__)
 
@@ -339,27 +335,12 @@ async def statement(request: web.Request) -> web.Response:
 
 
 PORTAL_PAGE = "artist_portal.html"
-_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
 
 
-@functools.cache
-def _portal() -> tuple[str, str]:
-    """The portal's HTML and a Content-Security-Policy allowing exactly its inline script and
-    style (by hash) and requests to this origin only: no injected script runs, nothing leaves."""
-    html = resources.files("dj.server").joinpath(PORTAL_PAGE).read_text(encoding="utf-8")
-    hashes: dict[str, list[str]] = {"script": [], "style": []}
-    for kind, body in _INLINE.findall(html):
-        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        hashes[kind].append(f"'sha256-{digest}'")
-    script = " ".join(hashes["script"]) or "'none'"
-    style = " ".join(hashes["style"]) or "'none'"
-    csp = (f"default-src 'none'; script-src {script}; style-src {style}; connect-src 'self';"
-           " img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
-    return html, csp
 
 
 async def artist_portal(request: web.Request) -> web.Response:
-    html, csp = _portal()
+    html, csp = page(PORTAL_PAGE)
     return web.Response(text=html, content_type="text/html", headers={
         "Content-Security-Policy": csp,
         "Referrer-Policy": "no-referrer",

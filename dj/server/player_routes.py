@@ -22,13 +22,10 @@ tells its player anyway: titles, persona, the AI-voice flag). Another listener's
 from __future__ import annotations
 
 import asyncio
-import base64
 import functools
 import hashlib
 import json
 import logging
-import re
-from importlib import resources
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +35,7 @@ from dj.catalog import Catalog, Track
 from dj.catalog.artwork import generated_cover, stored_cover
 from dj.server.keys import ACCESS, STATION
 from dj.server.listener_access import STREAM_ROLES, stream_credential
+from dj.server.pages import page
 from dj.stream import Station
 from dj.stream.station import check_listener_id
 from dj.stream.watch import TooManyWatchers, Watcher
@@ -55,7 +53,6 @@ WRITE_TIMEOUT_S = 30.0  # a client that takes nothing for this long is cut off
 RECENT_SHOWN = 6
 ARTWORK_MAX_AGE_S = 86400
 SSE_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
-_INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.S)
 
 
 def _json_error(cls: type[web.HTTPException], message: str, **headers: str) -> web.HTTPException:
@@ -64,25 +61,10 @@ def _json_error(cls: type[web.HTTPException], message: str, **headers: str) -> w
 
 
 # -- the page ---------------------------------------------------------------------------------
-@functools.cache
-def _page() -> tuple[str, str]:
-    """The page and a Content-Security-Policy that lets exactly its inline script and style run
-    (by hash) and lets it reach this origin only: nothing is fetched from anywhere else."""
-    html = resources.files("dj.server").joinpath(PAGE).read_text(encoding="utf-8")
-    allowed: dict[str, list[str]] = {"script": [], "style": []}
-    for kind, body in _INLINE.findall(html):
-        digest = base64.b64encode(hashlib.sha256(body.encode()).digest()).decode()
-        allowed[kind].append(f"'sha256-{digest}'")
-    script = " ".join(allowed["script"]) or "'none'"
-    style = " ".join(allowed["style"]) or "'none'"
-    csp = (f"default-src 'none'; script-src {script}; style-src {style}; "
-           "connect-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'none'; "
-           "frame-ancestors 'none'; base-uri 'none'")
-    return html, csp
 
 
 def _page_response() -> web.Response:
-    html, csp = _page()
+    html, csp = page(PAGE, media=True)
     return web.Response(text=html, content_type="text/html", headers={
         "Content-Security-Policy": csp,
         "Referrer-Policy": "no-referrer",  # a key in the address bar goes nowhere
