@@ -5,7 +5,8 @@
     python bench/listeners.py --listeners 20 --seconds 60 --url http://HOST:PORT [--pid PID]
 
 Without --url, each (N, path) row gets a fresh `python -m dj.cli serve --data-dir DIR` with
-DJ_PORT, DJ_STREAM__PATH=<path> and OPENBLAS_NUM_THREADS=1 (log files in a temp dir, printed at
+DJ_PORT, DJ_STREAM__PATH=<path>, DJ_WORKERS=<--workers, default 1> and OPENBLAS_NUM_THREADS=1
+(CPU and RSS are summed over its worker processes; log files in a temp dir, printed at
 the end), stopped after the row. If DIR has no tracks yet the demo catalog is built into it
 first, as `dj demo` does (about a minute). DIR defaults to dj's own data dir. With --url the
 running server is used as it is (--path then only labels the row); CPU and RSS are measured
@@ -24,6 +25,8 @@ Columns, one row per (N, path):
     starved_s                 seconds players spent dry (re-buffering), summed over listeners
     cpu_s_per_listener_hour   server CPU (user+system, all threads) over the steady window, per
                               hour of one listener: cpu_s / (n * window_s / 3600)
+    of_which_speech           the part of it spent by the DJ's neural-voice threads (niced;
+                              they take CPU the streams leave idle), per listener-hour
     rss_mb_per_listener       (server RSS at the end - RSS of the idle server) / n
     server_cores              server CPU seconds per wall second over the steady window
     load1                     the machine's 1-minute load average at the end of the window
@@ -236,25 +239,79 @@ def client_process(
 # --- the server and its process (runs in the harness) ------------------------------------------
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process under it (a server's worker processes)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
 def proc_cpu_s(pid: int) -> float:
-    """User + system CPU of the whole process (all threads); NaN once it is gone."""
-    try:
-        rest = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """User + system CPU of the process and the processes under it (all threads); NaN once
+    it is gone. A worker that exited during the row is not counted (rows say so in errors)."""
+    if not Path(f"/proc/{pid}").exists():
         return math.nan
-    # counted after the command name: utime and stime are fields 14 and 15 of the whole line
-    return (int(rest[11]) + int(rest[12])) / CLK_TCK
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            rest = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # counted after the command name: utime and stime are fields 14 and 15 of the line
+        total += (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return total
+
+
+SPEECH_THREAD = "dj-speech"  # the OS name dj's neural-voice threads give themselves
+
+
+def proc_speech_cpu_s(pid: int) -> float:
+    """CPU of the speech threads of the process and the processes under it: the DJ's voice,
+    rendered on niced threads from CPU the streams leave idle (reported apart from them)."""
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                stat = (task / "stat").read_text()
+            except OSError:
+                continue
+            name = stat[stat.index("(") + 1 : stat.rindex(")")]
+            if name == SPEECH_THREAD:
+                rest = stat.rsplit(")", 1)[1].split()
+                total += (int(rest[11]) + int(rest[12])) / CLK_TCK
+    return total
 
 
 def proc_rss_mb(pid: int) -> float:
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
+    """Resident memory of the process and the processes under it."""
+    if not Path(f"/proc/{pid}").exists():
         return math.nan
-    for line in text.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return math.nan
+    total = 0.0
+    for p in process_tree(pid):
+        try:
+            text = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1]) / 1024
+    return total
 
 
 def healthz(base: str, timeout: float = 2.0) -> dict[str, Any] | None:
@@ -309,8 +366,8 @@ def ensure_catalog(data_dir: Path) -> None:
 class Server:
     """A `dj serve` of our own, for one row."""
 
-    def __init__(self, data_dir: Path, port: int, path: str, log: Path) -> None:
-        env = dict(os.environ, DJ_PORT=str(port), DJ_STREAM__PATH=path,
+    def __init__(self, data_dir: Path, port: int, path: str, log: Path, workers: int) -> None:
+        env = dict(os.environ, DJ_PORT=str(port), DJ_STREAM__PATH=path, DJ_WORKERS=str(workers),
                    OPENBLAS_NUM_THREADS="1")
         self.log = log
         with log.open("wb") as out:
@@ -365,6 +422,8 @@ class Row:
     error_kinds: dict[str, int] = field(default_factory=dict)
     server_cpu_s: float = math.nan
     cpu_s_per_listener_hour: float = math.nan
+    speech_cpu_s: float = math.nan
+    speech_s_per_listener_hour: float = math.nan
     rss_idle_mb: float = math.nan
     rss_end_mb: float = math.nan
     rss_mb_per_listener: float = math.nan
@@ -390,6 +449,8 @@ def percentile(xs: list[float], q: float) -> float:
 
 def run_row(args: argparse.Namespace, n: int, path: str, logdir: Path) -> Row:
     row = Row(path, n)
+    if args.url is None and args.workers != 1:
+        row.notes.append(f"server with --workers {args.workers}")
     own = args.url is None
     base = args.url.rstrip("/") if args.url else f"http://127.0.0.1:{args.port}"
     split = urlsplit(base)
@@ -402,7 +463,8 @@ def run_row(args: argparse.Namespace, n: int, path: str, logdir: Path) -> Row:
             if port_in_use(host, port):
                 row.status = f"port {port} is already in use (pick another with --port)"
                 return row
-            server = Server(args.data_dir, port, path, logdir / f"serve-{path}-{n}.log")
+            server = Server(args.data_dir, port, path, logdir / f"serve-{path}-{n}.log",
+                            args.workers)
             row.log = str(server.log)
             pid = server.proc.pid
             row.health_start = server.wait_healthy(base)
@@ -476,7 +538,7 @@ def measure(
         go.set()
         stop = t0 + seconds
         first = failed = lost = 0
-        steady_at = cpu0 = connected_at = math.nan
+        steady_at = cpu0 = speech0 = connected_at = math.nan
         steady_by = min(stop - 1.0, t0 + row.ramp_s + CONNECT_WAIT_S)
         died: str | None = None
 
@@ -515,6 +577,7 @@ def measure(
                 row.streaming = first - lost
                 if pid is not None:
                     cpu0 = proc_cpu_s(pid)
+                    speech0 = proc_speech_cpu_s(pid)
         end = time.monotonic()
         alive()
         if died is not None:
@@ -522,6 +585,7 @@ def measure(
         elif pid is not None and not math.isnan(steady_at):
             row.window_s = end - steady_at
             row.server_cpu_s = proc_cpu_s(pid) - cpu0
+            row.speech_cpu_s = proc_speech_cpu_s(pid) - speech0
             row.rss_end_mb = proc_rss_mb(pid)
         elif not math.isnan(steady_at):
             row.window_s = end - steady_at
@@ -565,6 +629,7 @@ def summarise(row: Row, results: list[dict[str, Any]], client_cpu: float, second
     m = row.streaming
     if m > 0 and row.window_s > 0 and not math.isnan(row.server_cpu_s):
         row.cpu_s_per_listener_hour = row.server_cpu_s / (m * row.window_s / 3600)
+        row.speech_s_per_listener_hour = row.speech_cpu_s / (m * row.window_s / 3600)
         row.server_cores = row.server_cpu_s / row.window_s
         row.rss_mb_per_listener = (row.rss_end_mb - row.rss_idle_mb) / m
 
@@ -574,6 +639,7 @@ def summarise(row: Row, results: list[dict[str, Any]], client_cpu: float, second
 COLUMNS = [
     ("path", 7, ""), ("N", 5, "d"), ("ttfa_p50_ms", 11, ".0f"), ("ttfa_p99_ms", 11, ".0f"),
     ("underruns", 9, "d"), ("starved_s", 9, ".1f"), ("cpu_s_per_listener_hour", 23, ".1f"),
+    ("of_which_speech", 15, ".1f"),
     ("rss_mb_per_listener", 19, ".2f"), ("server_cores", 12, ".2f"), ("load1", 5, ".2f"),
     ("client_cores", 12, ".3f"), ("errors", 6, "d"),
 ]
@@ -588,7 +654,8 @@ def format_row(row: Row) -> str:
     if row.status != "ok" and not row.clients:
         return f"{row.path:<7} {row.n:>5}  FAILED: {row.status}"
     values = [row.path, row.n, row.ttfa_p50_ms, row.ttfa_p99_ms, row.underruns, row.starved_s,
-              row.cpu_s_per_listener_hour, row.rss_mb_per_listener, row.server_cores, row.load1,
+              row.cpu_s_per_listener_hour, row.speech_s_per_listener_hour,
+              row.rss_mb_per_listener, row.server_cores, row.load1,
               row.client_cores, row.errors]
     cells = []
     for i, ((_, w, fmt), v) in enumerate(zip(COLUMNS, values, strict=True)):
@@ -651,6 +718,8 @@ def main() -> None:
                    help="seconds after all listeners have audio before the window starts"
                    " (lets caches fill; 0 measures from the last first byte)")
     p.add_argument("--path", choices=["full", "spliced", "both"], default="spliced")
+    p.add_argument("--workers", type=int, default=1,
+                   help="serving processes of the server we start (dj serve --workers)")
     p.add_argument("--data-dir", type=Path, help="data dir of the server we start")
     p.add_argument("--port", type=int, default=8766, help="port of the server we start")
     p.add_argument("--procs", type=int, help="client processes (default: one per 200 listeners,"

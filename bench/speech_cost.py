@@ -11,15 +11,27 @@ sample of the chosen lines and fitted per character, so the table needs the voic
 (``dj voice install``; or ``--kokoro-dir``); without it the brief's 1 CPU-s per speech-second is
 used and said so.
 
-    python bench/speech_cost.py [--listeners 10,100,1000] [--tracks 24] [--names unique|zipf]
+Which lines air in the Kokoro voice is simulated too: each render is queued when its line is
+chosen (a track ahead of its transition) on a pool of ``--threads`` speech threads (first in,
+first out, same-key jobs merged, at most 64 waiting as in :class:`SpeechWorker`), each taken to
+have a core to itself (they are niced: on a busy box they get less); a line airs in Kokoro when
+its own render or its name-less variant is done by the time it is due. A new listener's opening
+line airs only when ready: the personas' shared opening lines are rendered at start-up
+(``warm_openings``); otherwise the music opens and the DJ speaks at the first transition.
 
-Hour 1 starts with an empty voice cache; hour 2 counts only what hour 1 did not render.
+    python bench/speech_cost.py [--listeners 10,100,1000] [--tracks 24] [--names unique|zipf]
+                                [--threads 1,2]
+
+Hour 1 starts with an empty voice cache (except the opening lines, rendered at start-up);
+hour 2 counts only what hour 1 did not render. Every listener tunes in at the start of hour 1:
+the first transitions of all of them fall within minutes (the worst case for the queue).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import heapq
 import random
 import sys
 import tempfile
@@ -39,6 +51,7 @@ from dj.narrate import NarrationContext, Narrator  # noqa: E402
 from dj.narrate.engines import EspeakEngine  # noqa: E402
 from dj.narrate.engines.kokoro import KokoroEngine  # noqa: E402
 from dj.narrate.narrator import synthesize_line  # noqa: E402
+from dj.narrate.speech_worker import MAX_PENDING  # noqa: E402
 from dj.narrate.voice_install import kokoro_dir  # noqa: E402
 from dj.store import Store  # noqa: E402
 
@@ -63,6 +76,19 @@ class Tally:
     named: int = 0
     kokoro: dict[str, tuple[str, str]] = field(default_factory=dict)  # key -> (persona, text)
     espeak: dict[str, tuple[str, str]] = field(default_factory=dict)
+    openings_deferred: int = 0  # sessions whose music opened (no line ready)
+
+
+@dataclass(frozen=True)
+class Airing:
+    """A chosen line: queued at ``queued_s`` (when chosen), due at ``due_s``."""
+
+    queued_s: float
+    due_s: float
+    key: str
+    chars: int
+    nameless: str | None = None  # its name-less variant's key, queued just before it
+    nameless_chars: int = 0
 
 
 def catalog_tracks(n: int, rng: random.Random) -> list[Track]:
@@ -96,15 +122,16 @@ def persona_of(listener: str) -> str:
 
 
 def simulate(narrator: Narrator, tracks: list[Track], names: list[str], hours: int,
-             rng: random.Random) -> list[Tally]:
+             rng: random.Random, warmed: set[str]) -> tuple[list[Tally], list[Airing]]:
     """Every listener's programme for ``hours``; one tally per hour (distinct renders new in
-    that hour)."""
+    that hour), and every line chosen with when it was queued and when it is due."""
     tallies = [Tally() for _ in range(hours)]
-    seen: set[str] = set()
+    airings: list[Airing] = []
+    seen: set[str] = set(warmed)
     for i, name in enumerate(names):
         listener = f"l{i}"
         persona = persona_of(listener)
-        t, prev, last_voice = 0.0, None, None
+        t, prev, last_voice, prepared_at = 0.0, None, None, 0.0
         while t < hours * 3600:
             nxt = rng.choice(tracks)
             since = None if last_voice is None else t - last_voice
@@ -112,6 +139,8 @@ def simulate(narrator: Narrator, tracks: list[Track], names: list[str], hours: i
                                    START + timedelta(seconds=t), since)
             utt = narrator.choose(ctx)
             hour = int(t // 3600)
+            if utt is None and prev is None:
+                tallies[hour].openings_deferred += 1
             if utt is not None:
                 last_voice = t
                 tally = tallies[hour]
@@ -123,9 +152,54 @@ def simulate(narrator: Narrator, tracks: list[Track], names: list[str], hours: i
                         seen.add(u.key)
                         tally.kokoro[u.key] = (u.persona, u.text)
                         tally.espeak[u.key] = (u.persona, u.text)  # its stand-in
+                airings.append(Airing(
+                    prepared_at, t, utt.key, len(utt.text),
+                    nameless.key if nameless is not None else None,
+                    len(nameless.text) if nameless is not None else 0))
+            prepared_at = t  # the next item is chosen as this track starts
             t += nxt.analysis.duration_s - CROSSFADE_S
             prev = nxt
-    return tallies
+    return tallies, airings
+
+
+def kokoro_share(airings: list[Airing], warmed: set[str], per_char: float, threads: int,
+                 hours: int) -> list[tuple[float, float]]:
+    """Per hour: the share of lines that air in Kokoro, and the busiest speech thread's load,
+    with ``threads`` speech threads (see the module's docstring)."""
+    done: dict[str, float] = dict.fromkeys(warmed, 0.0)  # key -> when its render is done
+    free = [(0.0, n) for n in range(threads)]  # (when next free, thread): a heap
+    busy = [0.0] * threads
+    pending: list[float] = []  # completion times of jobs not done yet (a heap)
+    jobs = sorted(((a.queued_s, i) for i, a in enumerate(airings)))
+
+    def queue(key: str, chars: int, at: float) -> None:
+        if key in done:
+            return  # rendered or queued already: merged
+        while pending and pending[0] <= at:
+            heapq.heappop(pending)
+        if len(pending) >= MAX_PENDING:
+            return  # refused: a stand-in airs, and the next listener's choice queues it again
+        free_at, thread = heapq.heappop(free)
+        start = max(at, free_at)
+        cost = per_char * chars
+        heapq.heappush(free, (start + cost, thread))
+        busy[thread] += cost
+        done[key] = start + cost
+        heapq.heappush(pending, start + cost)
+
+    aired = [[0, 0] for _ in range(hours)]
+    for _, i in jobs:
+        a = airings[i]
+        if a.nameless is not None:
+            queue(a.nameless, a.nameless_chars, a.queued_s)  # first, as the narrator does
+        queue(a.key, a.chars, a.queued_s)
+    for a in airings:
+        hour = min(hours - 1, int(a.due_s // 3600))
+        ready = [done.get(k, float("inf")) for k in (a.key, a.nameless) if k is not None]
+        aired[hour][0] += min(ready) <= a.due_s
+        aired[hour][1] += 1
+    load = max(busy) / (hours * 3600)
+    return [(k / n if n else 1.0, load) for k, n in aired]
 
 
 def measure(kokoro: KokoroEngine | None, narrator: Narrator, sample: list[tuple[str, str]]
@@ -167,6 +241,8 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=8, help="lines rendered to measure CPU")
     parser.add_argument("--kokoro-dir", type=Path, help="default: the default data dir's voice")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--threads", default="1,2",
+                        help="speech thread counts to simulate ([narrate] speech_threads)")
     args = parser.parse_args()
     import logging
 
@@ -188,10 +264,14 @@ def main() -> int:
             narrator.close()
             narrator.kokoro = AlwaysAvailable()  # type: ignore[assignment]
             narrator._engine_names.clear()
+            # the opening lines rendered at start-up are the only renders ready at first
+            warmed = {u.key for lines in narrator.opening_lines(START) for u in lines}
+            narrator.cache.has = warmed.__contains__  # type: ignore[method-assign]
             t0 = time.perf_counter()
-            tallies = simulate(narrator, tracks, listener_names(n, args.names, rng), 2, rng)
+            tallies, airings = simulate(narrator, tracks, listener_names(n, args.names, rng),
+                                        2, rng, warmed)
             choose_s = time.perf_counter() - t0
-            results.append((n, tallies, choose_s))
+            results.append((n, tallies, airings, warmed, choose_s))
             if not sample_lines:
                 pool = sorted(set(tallies[0].kokoro.values()))
                 sample_lines = random.Random(args.seed).sample(pool, min(args.samples, len(pool)))
@@ -214,7 +294,10 @@ def main() -> int:
             f"{'Kokoro in time':>14} {'espeak-only /listener-h':>23}")
     print(head)
     print("-" * len(head))
-    for n, tallies, _ in results:
+    pools = [int(x) for x in args.threads.split(",")]
+    shares = {(n, k): kokoro_share(airings, warmed, k_fit, k, 2)
+              for n, _, airings, warmed, _ in results for k in pools}
+    for n, tallies, _, _, _ in results:
         for hour, tally in enumerate(tallies, start=1):
             k_cpu = cpu(k_fit, tally.kokoro)  # without the model: 1 CPU-s a speech-s, 15 char/s
             e_cpu = cpu(e_fit, tally.espeak)
@@ -224,10 +307,24 @@ def main() -> int:
                   f"{e_cpu / n:>23.4f}")
     print("\nrenders: distinct Kokoro renders new in that hour (own lines and name-less"
           " variants); each also has an espeak-ng stand-in, included in the CPU."
-          "\nspeech thread: share of the one speech worker's hour that the renders take;"
+          "\nspeech thread: share of one speech thread's hour that the renders take;"
           " past 100% the rest air as stand-ins\n(Kokoro in time: at most the share that one"
           " thread can render; lines not rendered in time air in espeak-ng).")
-    for n, _, choose_s in results:
+    head = (f"\n{'listeners':>9} {'hour':>4} {'openings':>8} "
+            + " ".join(f"{f'{k} thr: Kokoro aired':>19} {'load/thr':>8}" for k in pools))
+    print(head)
+    print("-" * len(head.strip()))
+    for n, tallies, _, _, _ in results:
+        for hour, tally in enumerate(tallies, start=1):
+            cells = " ".join(f"{shares[n, k][hour - 1][0]:>19.1%} {shares[n, k][hour - 1][1]:>8.0%}"
+                             for k in pools)
+            print(f"{n:>9} {hour:>4} {'music' if tally.openings_deferred else 'voice':>8} "
+                  f"{cells}")
+    print("\nopenings: 'voice' when every session opened with a line ready (the warmed opening"
+          " lines), 'music' when some opened with music (their DJ speaks at the first"
+          " transition)\nKokoro aired: lines heard in Kokoro (own render or name-less variant)"
+          " out of all lines aired; load/thr: the busiest speech thread's share of the 2 h")
+    for n, _, _, _, choose_s in results:
         print(f"  choosing for {n} listeners over 2 h took {choose_s:.1f} s")
     return 0
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from dj.auth.roles import ROLES
-from dj.config import Config, ConfigError, load_config
+from dj.config import MAX_WORKERS, Config, ConfigError, load_config
 
 logger = logging.getLogger("dj")
 
@@ -20,6 +21,7 @@ def _config(args: argparse.Namespace, **extra) -> Config:
         "data_dir": getattr(args, "data_dir", None),
         "host": getattr(args, "host", None),
         "port": getattr(args, "port", None),
+        "workers": getattr(args, "workers", None),
     }
     config = load_config(getattr(args, "config", None), **overrides, **extra)
     if getattr(args, "no_pacing", False):
@@ -95,23 +97,56 @@ def _serve(config: Config, banner: list[str]) -> int:
     from aiohttp import web
 
     from dj.server.access_log import KeyHidingAccessLogger
-    from dj.server.app import create_app
+    from dj.server.app import STOP_TIMEOUT_S, create_app
     from dj.server.memory import tune as tune_malloc
     from dj.server.wiring import build_station
+    from dj.server.workers import exit_now
+
+    workers = config.workers or min(os.cpu_count() or 1, MAX_WORKERS)
+    if workers > 1:
+        from dj.server.workers import serve_workers
+
+        def on_air() -> None:
+            _banner(config, banner, _catalog_size(config), _persona_names(config),
+                    f", {workers} worker processes")
+
+        # workers log at INFO even when dj demo kept its own build quiet
+        return serve_workers(config, workers, min(logging.getLogger().level, logging.INFO),
+                             on_air)
 
     station = build_station(config)
     tune_malloc(station)  # before the worker threads start: they get the capped arenas
     app = create_app(config, station, own_station=True)
+    personas = sorted(station.narrator.personas) if station.narrator else []
+    _banner(config, banner, len(station.catalog.tracks()), personas, "")
+    # streams are cancelled at shutdown, not waited for: SIGTERM ends within seconds
+    web.run_app(app, host=config.host, port=config.port, print=None,
+                shutdown_timeout=STOP_TIMEOUT_S, access_log_class=KeyHidingAccessLogger)
+    exit_now(0)
+    return 0
+
+
+def _catalog_size(config: Config) -> int:
+    return len(_open_catalog(config).tracks())
+
+
+def _persona_names(config: Config) -> list[str]:
+    from dj.narrate.persona import load_personas
+
+    return sorted(load_personas(config.narrate.voices_dir / "personas")[0])
+
+
+def _banner(config: Config, banner: list[str], tracks: int, personas: list[str],
+            processes: str) -> None:
     base = f"http://{config.host}:{config.port}"
-    personas = ", ".join(sorted(station.narrator.personas)) if station.narrator else "none"
+    names = ", ".join(personas) or "none"
     who = ("a free name listens anonymously; an account needs its ?key="
            if config.access.anonymous else "every listener needs their ?key=")
     print(
         "\n".join(
             [
                 "",
-                f"  dj is on the air: {len(station.catalog.tracks())} tracks, "
-                f"personas: {personas}",
+                f"  dj is on the air: {tracks} tracks, personas: {names}{processes}",
                 f"  Web player:   {base}/",
                 f"  Stream (VLC, mpv, ffmpeg): {base}/stream/NAME.mp3   ({who})",
                 f"  e.g.          mpv --no-video {base}/stream/guest.mp3",
@@ -126,10 +161,6 @@ def _serve(config: Config, banner: list[str]) -> int:
     )
     if logging.getLogger().level > logging.INFO:  # dj demo kept its build quiet: log again
         logging.getLogger().setLevel(logging.INFO)
-    # streams are cancelled at shutdown, not waited for: SIGTERM ends within seconds
-    web.run_app(app, host=config.host, port=config.port, print=None, shutdown_timeout=2.0,
-                access_log_class=KeyHidingAccessLogger)
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -419,6 +450,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return run(catalog.store, args, sys.stdout, sys.stderr)
 
 
+def cmd_report_experiment(args: argparse.Namespace) -> int:
+    from dj.experiments import load_all
+    from dj.experiments.report import render
+    from dj.experiments.service import ExperimentReports, UnknownExperiment
+    from dj.ledger import Ledger
+
+    config = _config(args)
+    ledger = Ledger(_open_catalog(config).store)
+    reports = ExperimentReports(load_all(config.experiments_dir, config.experiments_file), ledger)
+    try:
+        text = render(reports.analysis(args.name), args.format)
+    except UnknownExperiment as exc:
+        print(f"dj report experiment: {exc}", file=sys.stderr)
+        return 2
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader (| head) went away
+        return 141
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dj", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -430,6 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
         if server:
             p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
             p.add_argument("--port", type=int, help="port (default 8000)")
+            p.add_argument("--workers", type=int,
+                           help="serving processes behind the port (default 1; 0: one per core)")
             p.add_argument(
                 "--no-pacing",
                 action="store_true",
@@ -495,10 +550,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     from dj.ledger.report import add_arguments as report_arguments
 
-    report_arguments(p, [(("--config",), {"type": Path, "help": "a TOML file over"
-                                          " config/default.toml"}),
-                         (("--data-dir",), {"type": Path, "help": "catalog, database, models"
-                                            " and caches"})])
+    report_sub = report_arguments(p, [(("--config",), {"type": Path, "help": "a TOML file over"
+                                                       " config/default.toml"}),
+                                      (("--data-dir",), {"type": Path, "help": "catalog,"
+                                                         " database, models and caches"})])
+    e = report_sub.add_parser(
+        "experiment", help="a persona experiment: split, metrics with intervals, decision",
+        description="Per arm: listeners, exposures (first heard DJ line), the sample-ratio check,"
+        " the primary metric (with CUPED) and guardrails with intervals against control, the"
+        " always-valid p-value, and whether to ship. Experiments are config/experiments/*.toml.")
+    for flag in ("--config", "--data-dir"):  # SUPPRESS: given before `experiment` it stays
+        e.add_argument(flag, type=Path, default=argparse.SUPPRESS)
+    e.add_argument("name", help="the experiment's name")
+    e.add_argument("--format", choices=("table", "json", "html"), default="table")
+    e.set_defaults(func=cmd_report_experiment)
     p = sub.add_parser("voice", help="the DJ's neural voice (Kokoro-82M)")
     vsub = p.add_subparsers(dest="voice_command", required=True)
     v = vsub.add_parser("install", help="install the Kokoro voice into the data dir (checksummed)",

@@ -51,6 +51,7 @@ class AudioConfig:
 
 
 STREAM_PATHS = ("spliced", "full")
+MAX_WORKERS = 64
 ICY_CHARSETS = ("utf-8", "utf8", "latin-1", "latin1", "iso-8859-1")
 
 
@@ -98,6 +99,13 @@ class NarrateConfig:
     voices_dir: Path = REPO_ROOT / "voices"
     default_persona: str = "nova"
     no_repeat_airings: int = 8
+    # threads rendering the neural voice (Kokoro), each niced so it only takes CPU the
+    # stream's renderers leave idle; about 1 CPU-s per speech-s, so one thread covers a few
+    # hundred listeners (bench/speech_cost.py)
+    speech_threads: int = 2
+    # at start-up, render each persona's shared opening lines (station ids, name-less
+    # greetings) in the background, so a new listener's first words are the neural voice
+    warm_openings: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,8 +125,11 @@ class Config:
     data_dir: Path = field(default_factory=lambda: Path(platformdirs.user_data_dir("dj")))
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = 1  # serving processes behind the port (dj.server.workers); 0: one per core
     default_territory: str = "US"
     default_tier: str = "ad-supported"
+    # one TOML file per experiment; the older single file of [[experiment]] tables is read too
+    experiments_dir: Path = REPO_ROOT / "config" / "experiments"
     experiments_file: Path = REPO_ROOT / "config" / "experiments.toml"
     audio: AudioConfig = field(default_factory=AudioConfig)
     stream: StreamConfig = field(default_factory=StreamConfig)
@@ -244,6 +255,10 @@ def load_config(
                  "station_admin", "station_location"):
         if not getattr(stream, name).isprintable():  # they go into HTTP headers
             problems.append(f"stream.{name}: must not contain control characters")
+    if not 0 <= config.workers <= MAX_WORKERS:
+        problems.append(f"workers: must be from 0 (one per core) to {MAX_WORKERS}")
+    if not 1 <= config.narrate.speech_threads <= 16:
+        problems.append("narrate.speech_threads: must be from 1 to 16")
     if config.access.writes_per_minute < 0 or config.access.write_burst < 1:
         problems.append("access: writes_per_minute must be >= 0 and write_burst >= 1")
     if problems:

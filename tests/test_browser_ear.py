@@ -80,6 +80,8 @@ async def test_browser_currenttime_matches_the_servers_ear(paced):
     )
     assert statistics.median(abs_leads) < 0.5, (
         f"the server's ear is {med:+.3f} s off Chromium's currentTime (median; "
-        f"loadstart->playing {startup / 1000:.3f} s): the start-up buffer the ear assumes for "
-        f"browsers (PLAYER_BUFFER_S['Mozilla/'] in dj.stream.ear) is off by that much"
+        f"loadstart->playing {startup / 1000:.3f} s): the delay the player page declares "
+        f"(PLAY_DELAY_S in dj/server/player.html) or, where it plays the stream URL itself, the "
+        f"start-up buffer the ear assumes for browsers (PLAYER_BUFFER_S['Mozilla/'] in "
+        f"dj.stream.ear) is off by that much"
     )

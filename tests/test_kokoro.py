@@ -10,6 +10,7 @@ installs it there with ``dj voice install``) or in the default data dir (``dj vo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import threading
@@ -92,12 +93,15 @@ def voice_dir(installed_voice: Path, tmp_path: Path) -> Path:
     return mine.directory
 
 
-def kokoro_narrator(root: Path, voice: Path, personas: dict[str, str] | None = None) -> Narrator:
-    """A narrator on the repository's personas (plus ``personas``: name -> TOML text)."""
+def kokoro_narrator(root: Path, voice: Path, personas: dict[str, str] | None = None,
+                    *, warm: bool = False) -> Narrator:
+    """A narrator on the repository's personas (plus ``personas``: name -> TOML text); the
+    opening lines are rendered at start-up only when ``warm``."""
     voices = make_voices(root, default_packs())
     for name, text in (personas or {}).items():
         (voices / "personas" / f"{name}.toml").write_text(text)
-    config = Config(data_dir=root / "data", narrate=NarrateConfig(voices_dir=voices))
+    config = Config(data_dir=root / "data",
+                    narrate=NarrateConfig(voices_dir=voices, warm_openings=warm))
     store = Store(config.db_path)
     return Narrator(store, Catalog(store), config, kokoro_path=voice)
 
@@ -110,9 +114,16 @@ def one_template_persona(name: str, kind: str, text: str) -> str:
 
 
 QUIET = track("t-noc", "noc", "No Consent", "Quiet Song")  # no artist line: templates speak
+EARLIER = track("t-noc0", "noc", "No Consent", "Earlier Song")
 
 
 def context(listener: str, name: str, persona: str, nxt=QUIET) -> NarrationContext:
+    """The first transition of a programme (the DJ has not spoken yet; not its opening)."""
+    return NarrationContext(listener, name, "US", persona, EARLIER, nxt, NOW, None)
+
+
+def opening(listener: str, name: str, persona: str, nxt=QUIET) -> NarrationContext:
+    """A new listener's first line: due as the session starts."""
     return NarrationContext(listener, name, "US", persona, None, nxt, NOW, None)
 
 
@@ -195,6 +206,23 @@ def test_speech_worker_is_bounded_and_merges_jobs() -> None:
     worker.close()
 
 
+def test_speech_pool_renders_on_its_threads_at_once() -> None:
+    worker = SpeechWorker(threads=2)
+    both = threading.Barrier(2, timeout=60)  # passes only when two jobs run at the same time
+    jobs = [worker.submit(key, both.wait) for key in ("a", "b")]
+    assert all(job is not None for job in jobs)
+    assert sorted(job.result(timeout=120) for job in jobs) == [0, 1]
+    assert worker.wait_idle(10) and worker.done == 2 and worker.pending() == 0
+    one = SpeechWorker(threads=1)
+    lone = threading.Barrier(2, timeout=0.5)  # one thread: the first job waits alone, and fails
+    first, second = one.submit("a", lone.wait), one.submit("b", lambda: "after")
+    with pytest.raises(threading.BrokenBarrierError):
+        first.result(timeout=60)
+    assert second.result(timeout=60) == "after"
+    worker.close()
+    one.close()
+
+
 # -- with the model -----------------------------------------------------------------------------
 def test_install_from_a_folder_verifies_and_copies(installed_voice: Path, tmp_path: Path) -> None:
     source = tmp_path / "from"
@@ -272,13 +300,16 @@ def test_named_line_airs_its_name_less_variant_until_ready(voice_dir: Path,
     narrator.render(alex)  # not waited for: Alexandra's line takes a second or more
     nameless = narrator._nameless[alex.key]
     assert nameless.text == "Good morning. Glad you're here."
-    audio = narrator.audio_for(alex.key, "US")
-    assert audio is not None and audio is narrator.cache.get(nameless.key)
-    event = narrator.airing_event(alex, listener_id="l2", session_id="s", event_id="e")
+    served = narrator.serve(alex.key, "US")
+    assert served is not None and served.audio is narrator.cache.get(nameless.key)
+    assert (served.engine, served.variant, served.voice) == ("kokoro", "name-less", "af_heart")
+    event = narrator.airing_event(alex, listener_id="l2", session_id="s", event_id="e",
+                                  served=served)
     assert event.detail["text"] == nameless.text and event.detail["stand_in_for"] == "kokoro"
+    assert event.detail["variant"] == "name-less" and event.detail["engine"] == "kokoro"
     assert narrator.wait_for_speech(SPEECH_WAIT_S)
     own = narrator.audio_for(alex.key, "US")
-    assert own is not None and own is narrator.cache.get(alex.key) and own is not audio
+    assert own is not None and own is narrator.cache.get(alex.key) and own is not served.audio
     narrator.close()
 
 
@@ -295,17 +326,196 @@ def test_falls_back_to_espeak_when_the_model_is_removed_mid_run(voice_dir: Path,
     audio = narrator.render(second)  # the espeak-ng stand-in is there at once
     assert audio is not None
     assert narrator.wait_for_speech(SPEECH_WAIT_S)
-    aired = narrator.audio_for(second.key, "US")
+    aired = narrator.serve(second.key, "US")
     # its own render never came: a stand-in airs (the name-less Kokoro variant of a greeting
     # rendered before the model went, or espeak-ng's rendering of the line)
     assert aired is not None and narrator.cache.get(second.key) is None
-    assert narrator._served[second.key].key != second.key
+    assert aired.utterance.key != second.key and aired.variant in ("name-less", "espeak")
     assert narrator.engine_fallbacks["kokoro"] == 1  # logged and counted once
     third = narrator.choose(context("l3", "Kim", "nova", track("t-3", "noc", "No C", "Hill")))
     assert third.engine == "espeak" and narrator.render(third) is not None
     assert narrator.engine_fallbacks["kokoro"] == 1
     assert narrator.audio_for(first.key, "US") is not None  # what was rendered still airs
     narrator.close()
+
+
+def block_speech(narrator: Narrator) -> threading.Event:
+    """Hold every speech thread until the event is set: lines queued meanwhile are not ready
+    when due (the state of a busy station, made certain)."""
+    gate = threading.Event()
+    for i in range(narrator.speech.threads):
+        assert narrator.speech.submit(f"gate-{i}", gate.wait) is not None
+    return gate
+
+
+def test_each_airing_records_the_rendering_its_listener_got(voice_dir: Path,
+                                                            tmp_path: Path) -> None:
+    solo = one_template_persona("solo", "station_id", "You're listening to {station}.")
+    narrator = kokoro_narrator(tmp_path, voice_dir, {"solo": solo})
+    gate = block_speech(narrator)
+    first = narrator.choose(context("l1", "Sam", "solo"))
+    assert first is not None and narrator.render(first) is not None  # the stand-in, at once
+    early = narrator.serve(first.key, "US")  # due before Kokoro had a chance
+    assert early is not None and (early.engine, early.variant) == ("espeak", "espeak")
+    gate.set()
+    assert narrator.wait_for_speech(SPEECH_WAIT_S)
+    second = narrator.choose(context("l2", "Alex", "solo"))
+    assert second.key == first.key  # the same line for both listeners
+    late = narrator.serve(second.key, "US")
+    assert late is not None and (late.engine, late.variant, late.voice) == \
+        ("kokoro", "own", "af_heart")
+    # each airing names what its own listener heard, in whichever order they air
+    for _ in range(2):
+        heard_late = narrator.airing_event(second, listener_id="l2", session_id="s2",
+                                           event_id="e2", served=late)
+        heard_early = narrator.airing_event(first, listener_id="l1", session_id="s1",
+                                            event_id="e1", served=early)
+        assert heard_late.detail["engine"] == "kokoro" and "stand_in_for" not in \
+            heard_late.detail
+        assert heard_early.detail["engine"] == "espeak"
+        assert heard_early.detail["stand_in_for"] == "kokoro"
+        assert heard_early.detail["voice"] == "en-us+f3"
+    state = narrator.speech_state()
+    assert state["aired"] == {"kokoro": 2, "espeak": 2}
+    assert state["stand_ins_aired"] == {"espeak": 2} and state["queue"] == 0
+    narrator.close()
+
+
+def test_a_neural_persona_opens_only_with_a_line_that_is_ready(voice_dir: Path,
+                                                               tmp_path: Path) -> None:
+    narrator = kokoro_narrator(tmp_path, voice_dir, warm=True)  # openings queued at start-up
+    assert narrator.speech.pending() > 0
+    gate = block_speech(narrator)  # nothing renders yet: no line can open
+    assert narrator.choose(opening("l1", "Sam", "nova")) is None  # the music opens
+    assert narrator.openings_deferred == 1
+    gate.set()
+    assert narrator.wait_for_speech(SPEECH_WAIT_S)
+    for i, persona in enumerate(("nova", "atlas", "spark")):
+        utt = narrator.choose(opening(f"n{i}", "Robin", persona))
+        assert utt is not None and utt.engine == "kokoro"
+        assert utt.template_id and utt.template_id.split("-")[0] in ("greeting", "station_id")
+        narrator.render(utt)
+        served = narrator.serve(utt.key, "US")  # due at once, and Kokoro already
+        assert served is not None and served.engine == "kokoro", served
+        assert served.variant in ("own", "name-less")
+    assert narrator.openings_deferred == 1
+    narrator.close()
+
+
+# -- through the running station ------------------------------------------------------------------
+@pytest.fixture
+def kokoro_station(installed_voice: Path, long_tracks_dir: Path, tmp_path: Path):
+    """Makes a station on a copy of the long-tracks data dir (one artist with no lines of its
+    own, so the persona's templates speak), with the Kokoro voice installed, one speech thread,
+    and one persona (so every session, in an experiment's arm or not, is that persona's)."""
+    import shutil
+    import sqlite3
+
+    from dj.config import load_config
+    from dj.server.wiring import build_station
+
+    stations = []
+
+    def make(persona: str, text: str):
+        data = tmp_path / persona / "data"
+        data.mkdir(parents=True)
+        with sqlite3.connect(long_tracks_dir / "dj.sqlite3") as src, \
+                sqlite3.connect(data / "dj.sqlite3") as dst:
+            src.backup(dst)
+        (data / "media").symlink_to(long_tracks_dir / "media")
+        if (long_tracks_dir / "models").is_dir():
+            shutil.copytree(long_tracks_dir / "models", data / "models")
+        (data / "voices").mkdir()
+        (data / "voices" / "kokoro").symlink_to(installed_voice)
+        voices = tmp_path / persona / "voices"
+        (voices / "personas").mkdir(parents=True)
+        (voices / "personas" / f"{persona}.toml").write_text(text)
+        config = load_config(env={}, data_dir=data, narrate={
+            "voices_dir": str(voices), "speech_threads": 1, "default_persona": persona})
+        station = build_station(config)
+        stations.append(station)
+        assert station.narrator is not None and station.narrator.kokoro.available()[0]
+        return config, station
+
+    yield make
+    for station in stations:
+        station.shutdown()
+
+
+async def first_airing(server, station, listener: str, persona: str):
+    """Listen (unpaced: the client is the ear) until this listener's first line has aired to
+    its end; its ledger record."""
+    import aiohttp
+
+    from .streamcheck import BYTES_PER_S
+
+    narrator = station.narrator
+    aired = sum(narrator.aired_engines.values())
+    url = f"http://127.0.0.1:{server.port}/stream/{listener}.mp3?persona={persona}"
+    async with aiohttp.ClientSession() as client, client.get(url) as resp:
+        assert resp.status == 200
+        for _ in range(10 * 60 * BYTES_PER_S // 8192):  # at most 10 minutes of programme
+            assert await resp.content.read(8192)
+            if sum(narrator.aired_engines.values()) > aired:
+                break
+        session = station.sessions[listener]
+        station.flush_writes()
+    airings = [a for a in station.ledger.airings(listener_id=listener, limit=100)
+               if a.session_id == session.id]
+    assert airings, f"no line aired for {listener} in 10 minutes"
+    return airings[-1]  # the newest last
+
+
+async def test_new_listeners_first_line_airs_as_kokoro(aiohttp_server, kokoro_station) -> None:
+    from dj.server.app import create_app
+
+    config, station = kokoro_station("nova", (REPO_VOICES / "personas" / "nova.toml").read_text())
+    assert station.narrator.wait_for_speech(SPEECH_WAIT_S)  # the opening lines, at start-up
+    server = await aiohttp_server(create_app(config, station, pacing=False), host="127.0.0.1")
+    airing = await first_airing(server, station, "first-words", "nova")
+    assert airing.engine == "kokoro", airing
+    assert airing.persona == "nova" and station.narrator.openings_deferred == 0
+
+
+async def test_two_listeners_same_line_each_record_their_own_engine(
+        aiohttp_server, kokoro_station) -> None:
+    from dj.server.app import create_app
+
+    # solo only says "Here is one I love." before a track: not an opening line warmed ahead
+    config, station = kokoro_station("solo", one_template_persona(
+        "solo", "intro", "Here is one I love."))
+    narrator = station.narrator
+    assert narrator.wait_for_speech(SPEECH_WAIT_S)
+    server = await aiohttp_server(create_app(config, station, pacing=False), host="127.0.0.1")
+    gate = block_speech(narrator)
+    try:  # Kokoro cannot render: the first listener's line airs as espeak-ng's stand-in
+        early = await first_airing(server, station, "early", "solo")
+    finally:
+        gate.set()
+    assert narrator.openings_deferred == 1  # nothing was ready: the music opened
+    assert (early.engine, early.text) == ("espeak", "Here is one I love.")
+    assert narrator.wait_for_speech(SPEECH_WAIT_S)  # now the Kokoro render is there
+    late = await first_airing(server, station, "late", "solo")
+    assert (late.engine, late.text, late.line_id) == ("kokoro", early.text, early.line_id)
+    assert narrator.openings_deferred == 1  # the line was ready: it opened
+    details = {r["listener_id"]: json.loads(r["detail"]) for r in station.ledger.store.query(
+        "SELECT listener_id, detail FROM ledger_events WHERE kind = 'line_aired'")}
+    assert details["early"]["variant"] == "espeak" and details["early"]["voice"] == "en-us+f3"
+    assert details["late"]["variant"] == "own" and details["late"]["voice"] == "af_heart"
+    # operators see it: lines by engine, stand-ins aired, the speech queue
+    import aiohttp
+
+    async with aiohttp.ClientSession() as client:
+        async with client.get(f"http://127.0.0.1:{server.port}/healthz") as r:
+            speech = (await r.json())["speech"]
+        async with client.get(f"http://127.0.0.1:{server.port}/metrics") as r:
+            metrics = await r.text()
+    assert speech["aired"] == {"espeak": 1, "kokoro": 1} and speech["queue"] == 0
+    assert speech["stand_ins_aired"] == {"espeak": 1} and speech["openings_deferred"] == 1
+    assert speech["engines"] == {"solo": "kokoro"} and speech["engine_fallbacks"] == {}
+    assert 'dj_tts_stand_ins_aired_total{variant="espeak"} 1.0' in metrics
+    assert 'dj_lines_aired_by_engine_total{engine="kokoro"} 1.0' in metrics
+    assert "dj_tts_queue_depth 0.0" in metrics
 
 
 def test_say_renders_as_the_station_would(voice_dir: Path, tmp_path: Path) -> None:

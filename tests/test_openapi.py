@@ -31,6 +31,7 @@ CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conform
           "ignored_auth", "use_after_free", "ensure_resource_availability")
 ENDLESS = ("get", "/stream/{listener}.mp3")  # never answers in full: its HEAD is tested
 EVENTS = ("get", "/api/listeners/{listener}/events")  # an endless event stream: likewise
+EXPERIMENT = "nova-vs-spark"  # the demo's experiment (config/experiments/), for its reports
 
 
 def label(method: str, path: str) -> str:
@@ -72,7 +73,8 @@ def probe_tokens(demo_station) -> Iterator[dict[str, str]]:
     tokens = TokenStore(demo_station.catalog.store)
     before = {t.id for t in tokens.list()}
     made = {role: tokens.create(role, subject, label="openapi test")
-            for role, subject in (("artist", PROBE), ("listener", PROBE), ("admin", None))}
+            for role, subject in (("artist", PROBE), ("listener", PROBE), ("admin", None),
+                                  ("product", PROBE))}
     # the one token the fuzzed revocations may revoke
     made["revocable"] = tokens.create("product", PROBE, label="openapi test").split("_")[1]
     yield made
@@ -118,6 +120,8 @@ def _run_schemathesis(base_url: str, doc: dict[str, Any], tokens: dict[str, str]
             {"include-path-regex": "^/api/tokens", "headers": _bearer(tokens["admin"]),
              "parameters": {"path.token_id": tokens["revocable"]}},
             {"include-path-regex": "^/api/tracks/", "parameters": {"path.track": track}},
+            {"include-path-regex": "^/(api/)?experiments/", "headers": _bearer(tokens["product"]),
+             "parameters": {"path.name": EXPERIMENT}},
             {"include-name": label(*ENDLESS), "enabled": False},
             {"include-name": label(*EVENTS), "enabled": False},
         ],

@@ -55,8 +55,11 @@ async def until(check, timeout_s: float = 20.0, what: str = "condition"):
         await asyncio.sleep(0.05)
 
 
-async def test_metrics_follow_a_listener_in_and_out(fast, demo_station, caplog):
+async def test_metrics_follow_a_listener_in_and_out(fast, demo_station, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="dj.stream.stats")
+    # outside every experiment: an enrolled listener keeps the arm's persona, and this test
+    # changes persona to see a session replaced
+    monkeypatch.setattr(demo_station.experiments, "experiments", [])
     listener = "metrics-listener"
     async with aiohttp.ClientSession() as client:
         m0 = await scrape(client, fast)

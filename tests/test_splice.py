@@ -15,7 +15,7 @@ from dj.audio.mastering import ceiling_db
 from dj.audio.plan import Item, VoiceCue
 from dj.audio.segments import PRE_ROLL, Placement
 from dj.audio.splice import SplicedPlayer
-from dj.audio.window import PIECE_FRAMES, piece_pcm
+from dj.audio.window import OPENING_FRAMES, PIECE_FRAMES, PieceCache, piece_pcm
 from dj.program.programme import track_cue
 from tests.streamcheck import decode_mp3_exact as decode_mp3
 
@@ -67,9 +67,7 @@ def _reference(journal, store_bodies, voices, config) -> np.ndarray:
             continue
         at = lo
         while at < hi:  # piece by piece, as the window was rendered
-            k = (at - src.first) // PIECE_FRAMES
-            p_lo = src.first + k * PIECE_FRAMES
-            p_hi = min(src.window.end, p_lo + PIECE_FRAMES)
+            p_lo, p_hi = src.piece(at)
             pcm = piece_pcm(src.window, p_lo, p_hi, store_bodies, voices, edge=edge,
                             ceiling_db=ceiling, sample_rate=SR)
             stop = min(hi, p_hi)
@@ -86,8 +84,7 @@ def _joins(journal) -> list[int]:
            if src is not prev]
     for lo, hi, src in journal:
         if not isinstance(src, Placement):
-            out += [f for f in range(src.first + PIECE_FRAMES, src.window.end, PIECE_FRAMES)
-                    if lo <= f < hi]
+            out += [f for f in range(max(lo, src.first + 1), hi) if src.piece(f)[0] == f]
     return sorted(set(out))
 
 
@@ -131,19 +128,24 @@ def test_every_join_decodes_like_the_programme_encoded_in_one_piece(
         step()
         if not queue and player._window is None and player._upcoming is None and i > 100:
             break
-    data = b"".join(data)
     assert done == ["skip in a body", "skip in a window", "revoke"]
     assert any(m.kind == "voice_end" and m.key == "line-3" for m in markers)
+    joins = _assert_joins_decode_alike(player, b"".join(data), items, bodies, voices,
+                                       demo_config)
+    assert len(joins) >= 20
 
+
+def _assert_joins_decode_alike(player, data, items, bodies, voices, config) -> list[int]:
+    """Every join in ``data`` (what ``player`` handed out) decodes to the samples of the same
+    programme encoded in one piece, within the codec's own error there; returns the joins."""
     pcm = _reference(player.journal, player._in_play | {i.track.key: bodies.get(i.track)
-                                                         for i in items}, voices, demo_config)
+                                                         for i in items}, voices, config)
     spliced = decode_mp3(data)
     assert spliced.returncode == 0, spliced.stderr
     ref_data, _ = encode_frames(pcm)
     whole = decode_mp3(ref_data)
     n = min(spliced.pcm.shape[1], whole.pcm.shape[1], pcm.shape[1] + ENCODER_DELAY)
     joins = _joins(player.journal)
-    assert len(joins) >= 20
     worst = []
     for j in joins:
         lo, hi = j * F + ENCODER_DELAY - 2 * F, j * F + ENCODER_DELAY + 2 * F
@@ -154,6 +156,51 @@ def test_every_join_decodes_like_the_programme_encoded_in_one_piece(
         codec_err = np.max(np.abs(whole.pcm[:, lo:hi] - source))
         worst.append((j, float(join_err), float(codec_err)))
     assert worst and all(je <= ce for _, je, ce in worst), worst
+    return joins
+
+
+def test_a_new_stream_opens_with_a_short_block_before_any_whole_piece_is_rendered(
+    demo_config, demo_catalog, bodies
+):
+    """A listener who connects waits for the opening's first few frames only: the first block
+    is OPENING_FRAMES long and made from a piece that short, the next completes the block grid,
+    and the opening's pieces (shared by the next listener) join like the rest."""
+    items = _items(demo_catalog, 2, voiced={0})
+    voices = {"line-0": _voice(3.0, 220.0)}
+    pieces = PieceCache(64 << 20)
+
+    def player_for() -> SplicedPlayer:
+        queue = list(items)
+        player = SplicedPlayer(demo_config.audio, lambda: queue.pop(0) if queue else None,
+                               voices.get, bodies, block_frames=19, pieces=pieces)
+        player.journal = []
+        return player
+
+    player = player_for()
+    first, samples, _ = player.render()
+    wf = player._window
+    assert wf is not None and wf.window.end > PIECE_FRAMES  # the voice-over keeps it going
+    assert samples == OPENING_FRAMES * F
+    assert len(frame_offsets(first)) - 1 == OPENING_FRAMES
+    assert player.journal == [(0, OPENING_FRAMES, wf)]
+    assert wf.piece(0) == (0, OPENING_FRAMES)
+    assert (pieces.misses, pieces.hits) == (1, 0)  # that short piece alone was rendered
+
+    second, samples, _ = player.render()
+    assert samples == (19 - OPENING_FRAMES) * F  # back on the grid of blocks
+    assert wf.piece(OPENING_FRAMES) == (OPENING_FRAMES, 19)
+    assert pieces.misses == 2
+    third, samples, _ = player.render()
+    assert samples == 19 * F and wf.piece(19) == (19, 19 + PIECE_FRAMES)
+    rest, _ = _play(player, 60, {})
+    joins = _assert_joins_decode_alike(player, first + second + third + rest, items, bodies,
+                                       voices, demo_config)
+    assert {OPENING_FRAMES, 19, 19 + PIECE_FRAMES} <= set(joins)
+
+    other = player_for()  # the next listener with the same opening: the same frames, shared
+    misses = pieces.misses
+    assert other.render()[0] == first and other.render()[0] == second
+    assert pieces.misses == misses
 
 
 def test_no_tag_frame_and_every_frame_stands_alone(demo_config, demo_catalog, bodies):

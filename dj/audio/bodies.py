@@ -282,7 +282,8 @@ class BodyStore:
                                           path=str(body.path), in_frame=body.in_frame,
                                           usable=body.usable, dead_air_s=body.dead_air_s)),
             ):
-                tmp = target.with_name(target.name + ".tmp")
+                # several serving processes may make the same body at once
+                tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
                 with open(tmp, "wb") as f:
                     write(f)
                 os.replace(tmp, target)

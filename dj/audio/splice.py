@@ -40,7 +40,7 @@ from dj.audio.segments import (
     plan_start,
 )
 from dj.audio.transition import fade_length
-from dj.audio.window import PieceCache, WindowFrames
+from dj.audio.window import OPENING_FRAMES, PieceCache, WindowFrames
 from dj.config import HOUSE_CHANNELS, HOUSE_SAMPLE_RATE, AudioConfig
 
 logger = logging.getLogger(__name__)
@@ -126,11 +126,12 @@ class SplicedPlayer:
         deck = self._body
         if deck is None:
             return False
-        end = self._frame + self.block_frames
+        end = self._block_end()
         if self._upcoming is not None:
             return end <= self._upcoming[0].start
         lead = self._lookahead(deck) + self.block_frames * FRAME
         return deck.natural_end - end * FRAME > lead
+
     def skip(self) -> None:
         self._skip = True
 
@@ -161,7 +162,8 @@ class SplicedPlayer:
         with self._lock:
             self._controls()
             parts: list[bytes] = []
-            want = self._frame + self.block_frames
+            start = self._frame
+            want = self._block_end()
             while self._frame < want:
                 parts.append(self._step(want - self._frame))
             limit = self._frame * FRAME
@@ -169,7 +171,15 @@ class SplicedPlayer:
                          key=lambda m: (m.frame, MARKER_ORDER.get(m.kind, 99)))
             self._markers = [m for m in self._markers if m.frame >= limit]
             self._ahead = [m for m in self._ahead if m.frame >= limit]
-            return b"".join(parts), self.block_frames * FRAME, out
+            return b"".join(parts), (self._frame - start) * FRAME, out
+
+    def _block_end(self) -> int:
+        """Where the block from here ends: on the grid of ``block_frames``, except the stream's
+        first block, which is its opening frames alone (a listener who just connected waits
+        for nothing more); the next block completes it."""
+        if self._frame == 0:
+            return min(self.block_frames, OPENING_FRAMES)
+        return (self._frame // self.block_frames + 1) * self.block_frames
 
     # -- stepping -----------------------------------------------------------------------
     def _audible(self) -> list[Placement]:
@@ -282,20 +292,30 @@ class SplicedPlayer:
                 self._voices[nxt.voice.key] = nxt.audio
         ready = self._ready
         self._ready = None
-        if ready is not None and ready.window is window and ready.first == first:
+        # the stream's opening window is rendered in pieces as short as its first blocks
+        lead = self._opening_lead() if first == 0 else ()
+        if (ready is not None and ready.window is window and ready.first == first
+                and ready.lead == lead):
             frames = ready
         else:
-            frames = self._frames(window, first)
+            frames = self._frames(window, first, lead=lead)
         self._ahead = [m for m in window.markers if m.frame >= first * FRAME]
         self._window = frames
         for v in window.voices:
             self._last_voice_end = max(self._last_voice_end, v.end)
 
-    def _frames(self, window: Window, first: int, bodies=None, voices=None) -> WindowFrames:
+    def _opening_lead(self) -> tuple[int, ...]:
+        """The pieces of the stream's first block (see :meth:`_block_end`)."""
+        head = min(self.block_frames, OPENING_FRAMES)
+        return (head, self.block_frames - head) if self.block_frames > head else (head,)
+
+    def _frames(self, window: Window, first: int, bodies=None, voices=None,
+                lead: tuple[int, ...] = ()) -> WindowFrames:
         return WindowFrames(
             window, first, {**self._in_play, **(bodies or {})},
             {**self._voices, **(voices or {})}, edge=self.rules.edge, ceiling_db=self._ceiling,
             bitrate_kbps=self.config.bitrate_kbps, sample_rate=self.sr, cache=self._pieces,
+            lead=lead,
         )
 
     def _window_failed(self, exc: Exception) -> None:

@@ -72,6 +72,10 @@ def mix_window(
 
 
 PIECE_FRAMES = 38  # a window is rendered this many frames at a time (about 1 s), as needed
+# a stream's first frames: a piece this short (a few ms to render, not a whole piece's tens) is
+# what a listener who just connected waits for; enough for any decoder to lock on (ffmpeg's MP3
+# demuxer wants two frames in a row)
+OPENING_FRAMES = 4
 INFLIGHT_WAIT_S = 5.0  # longest wait for another listener's render of the same piece
 # the limiter sees this much more mix on each side of a piece than is encoded, so its gain at a
 # piece's edges is what it is in the whole window (its release recovers 12 dB over this span)
@@ -207,7 +211,9 @@ def render_frames(
 
 class WindowFrames:
     """A window's frames from listener frame ``first`` to its end, rendered a piece at a time
-    when first asked for (or taken from the shared cache)."""
+    when first asked for (or taken from the shared cache). The pieces are ``lead`` (frames
+    each, in order), then :data:`PIECE_FRAMES` each: a stream's opening leads with short
+    pieces so its first frames are out before a whole piece could be rendered."""
 
     def __init__(
         self,
@@ -221,9 +227,13 @@ class WindowFrames:
         bitrate_kbps: int = 128,
         sample_rate: int = HOUSE_SAMPLE_RATE,
         cache: PieceCache | None = None,
+        lead: tuple[int, ...] = (),
     ) -> None:
+        if any(n <= 0 for n in lead):
+            raise ValueError(f"lead pieces must hold frames: {lead}")
         self.window = window
         self.first = first
+        self.lead = lead
         keys = {d.side.key for d in window.decks}
         self._bodies = {k: bodies[k] for k in keys}
         self._voices = {v.key: voices[v.key] for v in window.voices if v.key in voices}
@@ -233,32 +243,42 @@ class WindowFrames:
         self._signature = signature(window, first, self._bodies) if cache is not None else ()
         self._pieces: dict[int, tuple[bytes, np.ndarray]] = {}
 
-    def _piece(self, k: int) -> tuple[bytes, np.ndarray]:
-        got = self._pieces.get(k)
+    def piece(self, at: int) -> tuple[int, int]:
+        """Listener frames ``[lo, hi)`` of the piece that holds frame ``at``."""
+        lo = self.first
+        for n in self.lead:
+            if at < lo + n:
+                return lo, min(self.window.end, lo + n)
+            lo += n
+        lo += (at - lo) // PIECE_FRAMES * PIECE_FRAMES
+        return lo, min(self.window.end, lo + PIECE_FRAMES)
+
+    def _piece(self, lo: int, hi: int) -> tuple[bytes, np.ndarray]:
+        got = self._pieces.get(lo)
         if got is not None:
             return got
-        lo = self.first + k * PIECE_FRAMES
-        hi = min(self.window.end, lo + PIECE_FRAMES)
 
         def make() -> tuple[bytes, np.ndarray]:
             return render_frames(self.window, lo, hi, self._bodies, self._voices, **self._args)
 
-        got = make() if self._cache is None else self._cache.fetch((self._signature, k), make)
-        self._pieces = {k: got}  # only the piece being handed out is kept here
+        # the piece's place relative to ``first`` is in the key: the same window cut into
+        # other pieces (an opening's short lead) is other frames
+        key = (self._signature, lo - self.first, hi - self.first)
+        got = make() if self._cache is None else self._cache.fetch(key, make)
+        self._pieces = {lo: got}  # only the piece being handed out is kept here
         return got
 
     def prepare(self) -> None:
         """Render the first piece now (ahead of need, while the body before it plays)."""
-        self._piece(0)
+        self._piece(*self.piece(self.first))
 
     def frame_bytes(self, lo: int, hi: int) -> bytes:
         """Listener frames ``[lo, hi)`` (within the window)."""
         out: list[bytes] = []
         at = lo
         while at < hi:
-            k = (at - self.first) // PIECE_FRAMES
-            data, offsets = self._piece(k)
-            base = self.first + k * PIECE_FRAMES
+            base, end = self.piece(at)
+            data, offsets = self._piece(base, end)
             stop = min(hi, base + len(offsets) - 1)
             out.append(data[offsets[at - base] : offsets[stop - base]])
             at = stop

@@ -1,18 +1,24 @@
-"""Which persona a listener hears: an experiment splits listeners into arms by a stable hash, so a
-listener stays in one arm across sessions and restarts; each exposure is logged once a session."""
+"""Which arm a listener is in: a pure function of (listener, experiment name, salt), so it is the
+same on every node and after every restart, with nothing stored; a new salt re-randomises.
+
+Enrolment (``traffic``) and the arm come from two independent hashes, so growing the traffic
+share adds listeners without moving anyone already enrolled to another arm.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import tomllib
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from dj.experiments.definition import Arm, Experiment, load_file
 from dj.store import Migration, Store
 
 logger = logging.getLogger(__name__)
 
+# the exposures of the first design (one row per session opened); nothing writes it now that
+# exposure is the first heard line in the ledger, but the step stays so old databases migrate
 MIGRATIONS = [
     Migration(
         "experiments-0001-exposures",
@@ -27,82 +33,71 @@ MIGRATIONS = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class Arm:
-    name: str
-    persona: str
-    weight: float = 1.0
+def unit_hash(key: str) -> float:
+    """A uniform point in [0, 1) from ``key`` (the first 64 bits of its SHA-256)."""
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
-@dataclass(frozen=True, slots=True)
-class Experiment:
-    name: str
-    arms: tuple[Arm, ...]
-    salt: str = ""
-
-    def assign(self, listener_id: str) -> Arm:
-        """Stable for a listener: the same id always lands in the same arm."""
-        digest = hashlib.sha256(f"{self.name}:{self.salt}:{listener_id}".encode()).digest()
-        point = int.from_bytes(digest[:8], "big") / 2**64 * sum(a.weight for a in self.arms)
-        for arm in self.arms:
-            point -= arm.weight
-            if point < 0:
-                return arm
-        return self.arms[-1]
+def assign(experiment: Experiment, listener_id: str) -> Arm | None:
+    """The listener's arm, or None when the traffic share leaves them out."""
+    if experiment.traffic < 1.0 and unit_hash(
+            f"traffic:{experiment.name}:{experiment.salt}:{listener_id}") >= experiment.traffic:
+        return None
+    # the same key as the first design, so listeners kept their arms across the change
+    point = unit_hash(f"{experiment.name}:{experiment.salt}:{listener_id}") * sum(
+        a.weight for a in experiment.arms)
+    for arm in experiment.arms:
+        point -= arm.weight
+        if point < 0:
+            return arm
+    return experiment.arms[-1]
 
 
 def load_experiments(path: Path) -> list[Experiment]:
-    """Read ``[[experiment]]`` tables. A file that is not TOML is logged (with its line) and gives
-    no experiment; a malformed experiment is logged with its place and skipped alone."""
-    if not path.exists():
-        return []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        logger.error("experiments file %s ignored: %s", path, exc)
-        return []
-    raw = data.get("experiment", [])
-    if not isinstance(raw, list):
-        logger.error("experiments file %s ignored: [[experiment]] must be an array of tables",
-                     path)
-        return []
-    experiments = []
-    for i, e in enumerate(raw):
-        try:
-            if not e.get("active", True):
-                continue
-            arms = tuple(
-                Arm(str(a["name"]), str(a["persona"]), float(a.get("weight", 1.0)))
-                for a in e["arm"]
-            )
-            if not arms or any(not a.weight > 0 for a in arms):
-                raise ValueError("needs arms, each with a weight above 0")
-            experiments.append(Experiment(str(e["name"]), arms, str(e.get("salt", ""))))
-        except (AttributeError, KeyError, TypeError, ValueError) as exc:
-            logger.error("%s: experiment[%d] skipped: %s", path, i, exc)
-    return experiments
+    """The older single-file form (kept for existing configs); see :func:`load_file`."""
+    return load_file(path)
+
+
+def _runnable(experiment: Experiment) -> bool:
+    """An arm's persona overrides need the narrator to apply them per session, which it cannot
+    yet: such an experiment is not run (its arms would not differ as designed)."""
+    changed = [a.name for a in experiment.arms if a.overrides]
+    if changed:
+        logger.error("experiment %s not run: arm(s) %s set persona overrides, which the narrator"
+                     " does not apply per session yet", experiment.name, ", ".join(changed))
+    return not changed
 
 
 class Experiments:
+    """The running station's experiments: which persona a new session gets."""
+
     def __init__(self, store: Store, experiments: list[Experiment]) -> None:
         self.store = store
         store.migrate(MIGRATIONS)
-        self.experiments = experiments
+        self.experiments = [e for e in experiments if _runnable(e)]
 
-    def persona_for(self, listener_id: str, default: str) -> tuple[str, str, str]:
-        """``(persona, experiment, arm)`` for a listener; the first active experiment decides."""
-        if not self.experiments:
+    def get(self, name: str) -> Experiment | None:
+        return next((e for e in self.experiments if e.name == name), None)
+
+    def enrolment(self, listener_id: str, territory: str | None = None,
+                  now: datetime | None = None) -> tuple[Experiment, Arm] | None:
+        """The first live experiment (in definition order) that takes this listener."""
+        now = now or datetime.now(UTC)
+        for experiment in self.experiments:
+            if not experiment.live(now) or not experiment.eligible(territory):
+                continue
+            arm = assign(experiment, listener_id)
+            if arm is not None:
+                return experiment, arm
+        return None
+
+    def persona_for(self, listener_id: str, default: str, territory: str | None = None,
+                    ) -> tuple[str, str, str]:
+        """``(persona, experiment, arm)`` for a listener; ``(default, "", "")`` outside every
+        experiment."""
+        enrolled = self.enrolment(listener_id, territory)
+        if enrolled is None:
             return default, "", ""
-        experiment = self.experiments[0]
-        arm = experiment.assign(listener_id)
+        experiment, arm = enrolled
         return arm.persona, experiment.name, arm.name
-
-    def record_exposure(self, session_id: str, experiment: str, arm: str, listener_id: str) -> None:
-        if not experiment:
-            return
-        with self.store.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO exposures (session_id, experiment, arm, listener_id)"
-                " VALUES (?,?,?,?)",
-                (session_id, experiment, arm, listener_id),
-            )

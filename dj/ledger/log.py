@@ -315,6 +315,25 @@ class Ledger:
         return [_event(r) for r in
                 self.store.query(f"SELECT * FROM ledger_events{where} ORDER BY seq", params)]
 
+    def experiment_events(self, experiment: str) -> list[Event]:
+        """Every event logged in ``experiment``, in order (its analysis reads these)."""
+        return [_event(r) for r in self.store.query(
+            "SELECT * FROM ledger_events WHERE experiment = ? ORDER BY seq", (experiment,))]
+
+    def listening(self, listener_ids: Iterable[str], since: str, until: str,
+                  exclude_experiment: str = "") -> list[Event]:
+        """The play events of ``listener_ids`` from ``since`` to before ``until`` outside
+        ``exclude_experiment``: what they heard before it (its CUPED covariate)."""
+        ids, out = sorted(set(listener_ids)), []
+        for i in range(0, len(ids), 500):  # under SQLite's bound-parameter limit
+            chunk = ids[i:i + 500]
+            out += [_event(r) for r in self.store.query(
+                "SELECT * FROM ledger_events WHERE kind IN ('play_started', 'play_heard',"
+                " 'play_qualified', 'play_ended') AND experiment != ? AND at >= ? AND at < ?"
+                f" AND listener_id IN ({', '.join('?' * len(chunk))}) ORDER BY seq",
+                (exclude_experiment, since, until, *chunk))]
+        return out
+
     def plays(self, listener_id: str | None = None, limit: int = 1000) -> list[Play]:
         where, params = where_equal(listener_id=listener_id)
         rows = self.store.query(

@@ -84,10 +84,13 @@ def run_report(catalog: Catalog, method: str, out: TextIO) -> int:
 
 # -- the subcommands ------------------------------------------------------------------------
 def add_arguments(report: argparse.ArgumentParser,
-                  common: Sequence[tuple[Sequence[str], dict[str, Any]]]) -> None:
+                  common: Sequence[tuple[Sequence[str], dict[str, Any]]],
+                  ) -> argparse._SubParsersAction:
     """``royalties``, ``plays`` and ``lines`` under ``dj report``; ``common`` are the options
-    every subcommand takes too (--config, --data-dir)."""
-    sub = report.add_subparsers(dest="report_command", metavar="{royalties,plays,lines}")
+    every subcommand takes too (--config, --data-dir). Returns the subcommands, for others'
+    reports (``dj report experiment``)."""
+    sub = report.add_subparsers(dest="report_command",
+                                metavar="{royalties,plays,lines,experiment}")
 
     def subparser(name: str, help_: str, description: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=description)
@@ -128,6 +131,7 @@ def add_arguments(report: argparse.ArgumentParser,
         "Lines aired in the period, per artist credited (the line's own, and every artist it"
         " names), line and persona: airings and distinct listeners.")
     p.add_argument("--artist", metavar="ID", help="only this artist")
+    return sub
 
 
 def run(store: Store, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

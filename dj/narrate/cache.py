@@ -73,6 +73,13 @@ class VoiceCache:
         self._remember(key, audio)
         return audio
 
+    def has(self, key: str) -> bool:
+        """Whether a render of ``key`` is cached (nothing is read)."""
+        with self._lock:
+            if key in self._memory:
+                return True
+        return self.path(key).is_file()
+
     def _remember(self, key: str, audio: np.ndarray) -> None:
         with self._lock:
             self._memory[key] = audio
@@ -84,7 +91,8 @@ class VoiceCache:
         audio = np.ascontiguousarray(audio, dtype=np.float32)
         audio.setflags(write=False)
         path = self.path(utt.key)
-        tmp = path.with_suffix(".tmp.npy")
+        # serving processes (and speech threads) may write the same render at once
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp.npy")
         with tmp.open("wb") as f:
             np.save(f, audio, allow_pickle=False)
         os.replace(tmp, path)

@@ -9,11 +9,21 @@ used dropped first) and each listener's repeat window (:data:`MAX_LISTENERS` lis
 recently used dropped first; :meth:`Narrator.forget` drops one when they leave for good).
 
 Neural speech (Kokoro) is slow: about a CPU-second per second of speech. It is rendered in the
-background on one low-priority worker thread (:class:`SpeechWorker`) and never waited for: until
-it is ready, a stand-in airs. A line that carries the listener's name stands in with its
-name-less variant (shared by every listener, so usually rendered already), and any line stands
-in with espeak-ng's rendering of it (made at once: about 2 ms). When the Kokoro voice is not
-installed or fails, the persona speaks with espeak-ng; that is logged and counted once.
+background on a few low-priority worker threads (:class:`SpeechWorker`, ``[narrate]
+speech_threads``) and never waited for: until it is ready, a stand-in airs. A line that carries
+the listener's name stands in with its name-less variant (shared by every listener, so usually
+rendered already), and any line stands in with espeak-ng's rendering of it (made at once: about
+2 ms). When the Kokoro voice is not installed or fails, the persona speaks with espeak-ng; that
+is logged and counted once.
+
+A new listener's first words would always be a stand-in (the line is chosen as the session
+starts and due a second later), so a neural persona opens only with a line whose render is
+ready (its shared opening lines are rendered at start-up: :meth:`Narrator.warm_openings`);
+otherwise the music opens and the DJ speaks at the first transition, prepared a track ahead.
+
+What a session got for a line (:meth:`Narrator.serve`: the audio and which rendering it is)
+travels with the audio to that session's airing record, so each airing names what its
+listener heard, whatever other listeners got for the same line.
 """
 
 from __future__ import annotations
@@ -21,15 +31,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import logging
 import threading
 import time
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 
@@ -57,9 +69,18 @@ from dj.narrate.script import (
     slot_values,
     without_listener_name,
 )
-from dj.narrate.slots import NEXT_TRACK_SLOTS, PREV_TRACK_SLOTS, fill
+from dj.narrate.slots import NEXT_TRACK_SLOTS, PREV_TRACK_SLOTS, fill, time_of_day
 from dj.narrate.speech_worker import SpeechWorker
-from dj.narrate.utterance import NarrationContext, Utterance, template_line_id, utterance_key
+from dj.narrate.utterance import (
+    ESPEAK_STAND_IN,
+    NAMELESS,
+    OWN,
+    NarrationContext,
+    Served,
+    Utterance,
+    template_line_id,
+    utterance_key,
+)
 from dj.narrate.voice_dsp import PROCESSING_VERSION, to_house
 from dj.narrate.voice_install import kokoro_dir
 from dj.store import Store
@@ -80,6 +101,9 @@ DEFERRED_ENGINES = frozenset({"kokoro"})
 #: that persona, up to an hour, so an engine that keeps failing is not retried every minute.
 RECHECK_S = 60.0
 MAX_RECHECK_S = 3600.0
+#: Template kinds a listener may be greeted with whose words depend on no track: a persona's
+#: shared opening lines (name-less), rendered at start-up.
+OPENING_KINDS = ("greeting", "station_id")
 
 
 def synthesize_line(engine: SpeechEngine, text: str, voice: VoiceParams, chain: ChainSpec,
@@ -123,17 +147,21 @@ class Narrator:
                                    else kokoro_dir(config.data_dir))
         self._engines: dict[str, SpeechEngine] = {
             "espeak": self._espeak, "neural": self._neural, "kokoro": self.kokoro}
-        self.speech = SpeechWorker()
+        self.speech = SpeechWorker(threads=config.narrate.speech_threads)
         # persona -> (engine it speaks with, when that was decided, why not its own engine)
         self._engine_names: dict[str, tuple[str, float, str]] = {}
         #: times a persona fell back to espeak-ng, by the engine it could not use (once a switch)
         self.engine_fallbacks: Counter[str] = Counter()
         self._fallbacks_of: Counter[str] = Counter()  # per persona, for the re-check's backoff
-        # per utterance key: its name-less variant, what may air until its render is ready, and
-        # what did air in its place (for the airing record); bounded like ``_known``
+        # per utterance key: its name-less variant, and what may air until its render is
+        # ready; bounded like ``_known``
         self._nameless: OrderedDict[str, Utterance] = OrderedDict()
         self._standins: OrderedDict[str, tuple[Utterance, ...]] = OrderedDict()
-        self._served: OrderedDict[str, Utterance] = OrderedDict()
+        #: lines aired, by the engine heard; stand-ins aired, by variant (for /metrics)
+        self.aired_engines: Counter[str] = Counter()
+        self.stand_ins_aired: Counter[str] = Counter()
+        #: sessions whose neural persona had no line ready to open with: the music opened
+        self.openings_deferred = 0
         self.problems.extend(self.lines.load_problems)  # stored rows skipped, each logged
         self.lines.on_revoke(self._revoked)
         self.engine_status()  # which voice each persona speaks with, in the log at start
@@ -149,6 +177,8 @@ class Narrator:
             if report.added or report.revoked:
                 logger.info("artist pack %s: %d added, %d revoked", pack.artist_id,
                             len(report.added), len(report.revoked))
+        if config.narrate.warm_openings:
+            self.warm_openings()
 
     # -- personas -------------------------------------------------------------------------
     def persona(self, name: str | None) -> Persona:
@@ -203,6 +233,22 @@ class Narrator:
             out[persona.name] = {"wants": persona.engine, "uses": using,
                                  "reason": reason if using != persona.engine else ""}
         return out
+
+    def speech_state(self) -> dict[str, Any]:
+        """The speech engines at a glance (/healthz, /metrics): the engine each persona speaks
+        with, fall backs to espeak-ng, lines aired by engine, stand-ins aired, and the speech
+        queue (jobs queued or running, refused when full)."""
+        with self._lock:
+            return {
+                "engines": {name: used[0] for name, used in sorted(self._engine_names.items())},
+                "engine_fallbacks": dict(self.engine_fallbacks),
+                "aired": dict(self.aired_engines),
+                "stand_ins_aired": dict(self.stand_ins_aired),
+                "openings_deferred": self.openings_deferred,
+                "queue": self.speech.pending(),
+                "refused": self.speech.refused,
+                "threads": self.speech.threads,
+            }
 
     def _fingerprint(self, persona: Persona, engine: str) -> str:
         # the engine's identity (for Kokoro: model and voice pack hashes, voice and speed) is
@@ -355,7 +401,19 @@ class Narrator:
                 return None
         recent = self._recent_for(ctx.listener_id)
         candidates = self._artist_candidates(ctx, persona, recent)
-        if not candidates:  # approved artist lines come first; templates otherwise
+        if (ctx.prev is None and ctx.since_last_voice_s is None
+                and self._engine_name(persona) in DEFERRED_ENGINES):
+            # a session's opening line is due at once, too soon for a neural render: only a
+            # line whose render is ready opens; otherwise the music does, and the DJ speaks at
+            # the first transition (chosen a track ahead; the programme's first voice-over is
+            # never subject to the talk gap)
+            candidates += self._template_candidates(ctx, persona, recent)
+            candidates = [c for c in candidates if self._ready(persona, c)]
+            if not candidates:
+                with self._lock:
+                    self.openings_deferred += 1
+                return None
+        elif not candidates:  # approved artist lines come first; templates otherwise
             candidates = self._template_candidates(ctx, persona, recent)
         chosen = pick(candidates, *seed)
         if chosen is None:
@@ -374,6 +432,65 @@ class Narrator:
                 self._note(self._nameless, key, dataclasses.replace(
                     utt, key=nameless_key, text=chosen.nameless))
         return utt
+
+    def _ready(self, persona: Persona, candidate: Candidate) -> bool:
+        """Whether ``candidate`` can air in the persona's own engine now: made at once (espeak-ng,
+        a clip), or rendered already (itself, or its name-less variant)."""
+        if candidate.engine not in DEFERRED_ENGINES:
+            return True
+        fingerprint = self._fingerprint(persona, candidate.engine)
+        if self.cache.has(utterance_key(fingerprint, candidate.line_id, candidate.text,
+                                        candidate.clip_sha256)):
+            return True
+        return candidate.nameless is not None and self.cache.has(
+            utterance_key(fingerprint, candidate.line_id, candidate.nameless, None))
+
+    def warm_openings(self, now: datetime | None = None) -> int:
+        """Queue every neural persona's shared opening lines (:meth:`opening_lines`) for
+        background rendering, one of each persona in turn, so every persona soon has one to
+        open with. Renders already cached are skipped (they stay on disk). Returns how many
+        were queued."""
+        queued = 0
+        for turn in itertools.zip_longest(*self.opening_lines(now)):
+            for utt in turn:
+                if (utt is not None and not self.cache.has(utt.key)
+                        and self._submit(utt) is not None):
+                    queued += 1
+        if queued:
+            logger.info("rendering %d opening lines in the background", queued)
+        return queued
+
+    def opening_lines(self, now: datetime | None = None) -> list[list[Utterance]]:
+        """Per neural persona (the default first): the lines it may open a session with that
+        every listener shares: station ids and greetings without the listener's name, for the
+        time of day ``now`` and in an hour."""
+        now = now or datetime.now(UTC)
+        station = self.config.stream.station_name
+        default = self.persona(None).name
+        queues: list[list[Utterance]] = []
+        for persona in sorted(self.personas.values(), key=lambda p: p.name != default):
+            engine = self._engine_name(persona)
+            if engine not in DEFERRED_ENGINES:
+                continue
+            fingerprint = self._fingerprint(persona, engine)
+            lines: dict[str, Utterance] = {}
+            for template in persona.templates:
+                if (template.kind not in OPENING_KINDS
+                        or template.slots & (NEXT_TRACK_SLOTS | PREV_TRACK_SLOTS)):
+                    continue
+                source = (without_listener_name(template.text)
+                          if "{listener_name}" in template.text else template.text)
+                line_id = template_line_id(persona.name, template.id)
+                for when in (now, now + timedelta(hours=1)):
+                    text = fill(source, {"listener_name": "", "station": station,
+                                         "time_of_day": time_of_day(when)})
+                    if text is None:
+                        continue
+                    key = utterance_key(fingerprint, line_id, text, None)
+                    lines.setdefault(key, Utterance(key, line_id, None, persona.name, text,
+                                                    engine))
+            queues.append(list(lines.values()))
+        return queues
 
     # -- checks ---------------------------------------------------------------------------
     def is_airable(self, utt: Utterance, territory: str | None = None,
@@ -541,8 +658,15 @@ class Narrator:
         self.speech.close()
 
     def audio_for(self, key: str, territory: str | None = None) -> np.ndarray | None:
-        """For the renderer when the voice is due: the cached audio, only if still airable for
-        a listener in ``territory`` (the last check before airing).
+        """The audio :meth:`serve` gives, without saying which rendering it is."""
+        served = self.serve(key, territory)
+        return None if served is None else served.audio
+
+    def serve(self, key: str, territory: str | None = None) -> Served | None:
+        """For the renderer when the voice is due: the cached audio and which rendering it is
+        (the line's own, or the best stand-in ready), only if still airable for a listener in
+        ``territory`` (the last check before airing). The session keeps what it got for its
+        airing record.
 
         Pass the listener's territory: without one, a line or consent limited to territories
         fails closed (no audio), so a narrowed consent is in force for queued lines too.
@@ -557,28 +681,45 @@ class Narrator:
             return None
         audio = self.cache.get(key)
         if audio is not None:
-            return audio
+            return Served(audio, utt, OWN, self._voice_of(utt))
         with self._lock:
             standins = self._standins.get(key, ())
         for standin in standins:  # its own render is not ready: the best stand-in airs
             audio = self.cache.get(standin.key)
             if audio is not None:
-                with self._lock:
-                    self._note(self._served, key, standin)
-                return audio
+                variant = ESPEAK_STAND_IN if standin.engine == "espeak" else NAMELESS
+                return Served(audio, standin, variant, self._voice_of(standin))
         return None
 
+    def _voice_of(self, utt: Utterance) -> str:
+        """The voice ``utt``'s engine speaks it with, for the airing record."""
+        voice = self.persona(utt.persona).voice
+        if utt.engine == "kokoro":
+            return voice.kokoro_voice or ""
+        if utt.engine == "espeak":
+            return voice.voice
+        if utt.engine == "neural":
+            return voice.speaker or (voice.model_path.name if voice.model_path else "")
+        return utt.engine
+
     def airing_event(self, utt: Utterance, *, listener_id: str, session_id: str,
-                     event_id: str, **context: str) -> Event:
+                     event_id: str, served: Served | None = None, **context: str) -> Event:
         """The ledger event for ``utt`` heard to its end: it credits the line's artist and every
-        artist its words name. ``context``: territory, tier, experiment, arm. When a stand-in
-        aired in its place, the words and engine recorded are the stand-in's."""
-        with self._lock:
-            aired = self._served.get(utt.key, utt)
+        artist its words name. ``context``: territory, tier, experiment, arm. ``served``: what
+        this listener's session got for it (:meth:`serve`); when a stand-in aired in its place,
+        the words, engine and voice recorded are the stand-in's. Counted for /metrics."""
+        aired = served.utterance if served is not None else utt
+        variant = served.variant if served is not None else OWN
         artists = sorted(set(utt.artists) | ({utt.artist_id} if utt.artist_id else set()))
-        detail = {"engine": aired.engine, "text": aired.text, "artists": artists}
-        if aired is not utt:
+        detail = {"engine": aired.engine,
+                  "voice": served.voice if served is not None else self._voice_of(utt),
+                  "variant": variant, "text": aired.text, "artists": artists}
+        if variant != OWN:
             detail["stand_in_for"] = utt.engine
+        with self._lock:
+            self.aired_engines[aired.engine] += 1
+            if variant != OWN:
+                self.stand_ins_aired[variant] += 1
         return Event(event_id, "line_aired", listener_id, session_id=session_id,
                      persona=utt.persona, line_id=utt.line_id, artist_id=utt.artist_id,
                      detail=detail, **context)
@@ -622,7 +763,7 @@ class Narrator:
                 subjects += [self._known[k].line_id for k in gone]
             for key in gone:
                 self._known.pop(key, None)
-                for table in (self._nameless, self._standins, self._served):
+                for table in (self._nameless, self._standins):
                     table.pop(key, None)
         deleted += self.cache.discard(gone)
         logger.info("revoked %s: %d cached renders deleted", event.subject, deleted)

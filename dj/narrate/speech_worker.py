@@ -1,10 +1,11 @@
-"""One worker thread for slow speech engines (Kokoro), with a bounded queue.
+"""A small pool of worker threads for slow speech engines (Kokoro), with a bounded queue.
 
-A neural render costs about a CPU-second per second of speech. It runs here, on a single daemon
-thread at a lower scheduling priority (Linux: nice +10 for this thread only), so it never takes
-a core from the stream's renderers and never holds up the programme's preparation: callers hand
-a job in and get a :class:`~concurrent.futures.Future` back at once. Jobs for the same key are
-merged; past ``max_pending`` jobs new ones are refused (the caller airs its stand-in instead).
+A neural render costs about a CPU-second per second of speech. It runs here, on ``threads``
+daemon threads (``[narrate] speech_threads``) at a lower scheduling priority (Linux: nice +10 for
+these threads only), so it only takes CPU the stream's renderers leave idle and never holds up
+the programme's preparation: callers hand a job in and get a
+:class:`~concurrent.futures.Future` back at once. Jobs are taken in order; jobs for the same key
+are merged; past ``max_pending`` jobs new ones are refused (the caller airs its stand-in).
 """
 
 from __future__ import annotations
@@ -26,18 +27,20 @@ NICE = 10
 
 class SpeechWorker:
     def __init__(self, max_pending: int = MAX_PENDING, nice: int = NICE,
-                 name: str = "dj-speech") -> None:
+                 name: str = "dj-speech", threads: int = 1) -> None:
         self.max_pending = max_pending
         self.nice = nice
         self.name = name
+        self.threads = max(1, threads)
         self._cond = threading.Condition()
         self._queue: deque[tuple[str, Callable[[], Any], Future[Any]]] = deque()
         self._pending: dict[str, Future[Any]] = {}
-        self._thread: threading.Thread | None = None
+        self._workers: list[threading.Thread] = []
+        self._busy = 0  # jobs running now
         self._closed = False
         self.done = 0
         self.refused = 0
-        self.cpu_s = 0.0  # CPU time the jobs took on this thread
+        self.cpu_s = 0.0  # CPU time the jobs took, on all the threads
 
     def submit(self, key: str, job: Callable[[], Any]) -> Future[Any] | None:
         """Queue ``job`` under ``key`` (or join the one already queued); None when refused."""
@@ -53,13 +56,18 @@ class SpeechWorker:
             future: Future[Any] = Future()
             self._pending[key] = future
             self._queue.append((key, job, future))
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
+            # a thread more only while the ones there are all busy: idle, the pool is one thread
+            if len(self._workers) < self.threads and self._busy + len(self._queue) > len(
+                    self._workers):
+                worker = threading.Thread(target=self._run, daemon=True,
+                                          name=f"{self.name}-{len(self._workers)}")
+                self._workers.append(worker)
+                worker.start()
             self._cond.notify()
             return future
 
     def pending(self) -> int:
+        """Jobs queued or running (the queue depth on /healthz and /metrics)."""
         with self._cond:
             return len(self._pending)
 
@@ -93,6 +101,7 @@ class SpeechWorker:
 
     def _run(self) -> None:
         self._lower_priority()
+        _name_os_thread(b"dj-speech")
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -100,6 +109,7 @@ class SpeechWorker:
                 if not self._queue:
                     return
                 key, job, future = self._queue.popleft()
+                self._busy += 1
             start = time.thread_time()
             try:
                 if future.set_running_or_notify_cancel():
@@ -111,5 +121,17 @@ class SpeechWorker:
                 with self._cond:
                     self.cpu_s += time.thread_time() - start
                     self.done += 1
+                    self._busy -= 1
                     self._pending.pop(key, None)
                     self._cond.notify_all()
+
+
+def _name_os_thread(name: bytes) -> None:
+    """Name the calling thread for the OS (``top -H``, ``/proc/PID/task/TID/comm``), so its CPU
+    can be told apart from the stream's (bench/listeners.py reports it separately)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
+    except (OSError, AttributeError) as exc:
+        logger.debug("speech thread keeps its OS name: %s", exc)

@@ -6,6 +6,8 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
+import numpy as np
+
 from dj.catalog.models import Track
 
 TEMPLATE_PREFIX = "template:"
@@ -42,6 +44,27 @@ class Utterance:
         if not self.is_template:
             return None
         return self.line_id.split(":", 2)[2]
+
+
+#: Which rendering of a line was served: its own, its name-less variant (a line that says the
+#: listener's name), or espeak-ng's rendering of its words (a neural render not ready in time).
+OWN, NAMELESS, ESPEAK_STAND_IN = "own", "name-less", "espeak"
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """What a listener's session got for a line when it was due: the audio and which rendering it
+    is. It travels with the audio to that session's airing record, so each airing names the
+    engine, voice and words that listener heard."""
+
+    audio: np.ndarray  # (2, n) float32 at 44.1 kHz
+    utterance: Utterance  # what aired: the line itself, or the stand-in that aired for it
+    variant: str  # OWN, NAMELESS or ESPEAK_STAND_IN
+    voice: str = ""  # the engine's voice: a Kokoro pack, an espeak-ng voice, or "clip"
+
+    @property
+    def engine(self) -> str:
+        return self.utterance.engine
 
 
 def template_line_id(persona: str, template_id: str) -> str:

@@ -176,6 +176,7 @@ async def dislike(request: web.Request) -> web.Response:
 
 
 STOP_GRACE_S = 1.5  # at shutdown, how long streams get to end cleanly
+STOP_TIMEOUT_S = 2.0  # then how long open connections get before they are closed
 JANITOR_S = 5.0  # how often sessions past their resume window are released
 
 
@@ -221,6 +222,9 @@ def create_app(
 
     app.router.add_get("/artist", artist_portal)
     app.add_routes(admin_routes.routes)
+    from dj.server import experiment_routes
+
+    experiment_routes.setup(app)  # reports for the product team
     if station.narrator is not None:
         from dj.server.artist_routes import setup_artist_routes
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from dj.server.keys import STATION
+from dj.server.workers import WORKER
 from dj.stream import Station
 
 RECENT_S = 10.0  # how long an underrun or dead air keeps the station degraded
@@ -76,11 +77,25 @@ def audio_state(station: Station, now: float) -> tuple[dict[str, Any], list[str]
             "dead_air_recent": dead_air}, problems
 
 
+def _workers(request: web.Request) -> dict[str, Any]:
+    """With several workers: which one answered, and every worker's numbers."""
+    board = request.app.get(WORKER)
+    if board is None:
+        return {}
+    return {"worker": board.index, "workers": board.workers()}
+
+
 async def health(request: web.Request) -> web.Response:
     station = request.app[STATION]
     loop = asyncio.get_running_loop()
     tracks, playable, fatal = await loop.run_in_executor(None, catalog_state, station)
     audio, faults = audio_state(station, loop.time())
+    board = request.app.get(WORKER)
+    if board is not None:
+        down = [str(w["worker"]) for w in board.workers() if not w["alive"]]
+        if down:
+            faults.append(f"worker {', '.join(down)} not running: its listeners are being"
+                          " moved to a restarted one")
     status = "error" if fatal else "degraded" if faults else "ok"
     return web.json_response(
         {
@@ -92,11 +107,14 @@ async def health(request: web.Request) -> web.Response:
             "tracks": tracks,
             "playable": playable,
             "narrator": station.narrator is not None,
+            # engines in use, fall backs, stand-ins aired, the speech queue's depth
+            "speech": station.narrator.speech_state() if station.narrator is not None else None,
             "failures": dict(station.failures),
             "ledger": {"queued": station.ledger_writer.depth,
                        "written": station.ledger_writer.written,
                        "write_errors": station.ledger_writer.errors},
             "path": station.config.stream.path,
+            **_workers(request),
             "shared": {  # what every listener shares on the spliced path
                 "bodies": len(station.bodies),
                 "body_mb": round(station.bodies.nbytes / 2**20, 1),

@@ -18,6 +18,7 @@ from yarl import URL
 from dj import __version__
 from dj.server.keys import CONFIG, STATION
 from dj.server.stream_routes import base_url, icy_charset_for
+from dj.server.workers import WORKER
 from dj.stream import BadRequest
 from dj.stream.station import check_listener_id
 
@@ -97,14 +98,16 @@ async def status_json(request: web.Request) -> web.Response:
         datetime.fromtimestamp(station.stats.started_wall, UTC))
     kbps = config.audio.bitrate_kbps
     template = f"{base}/stream/{{listener}}.mp3"
+    board = request.app.get(WORKER)  # several workers: every worker's listeners count
+    listeners = board.streaming() if board is not None else station.sessions.streaming
     source = {
         "audio_info": f"channels=2;samplerate=44100;bitrate={kbps}",
         "bitrate": kbps,
         "channels": 2,
         "samplerate": 44100,
         "genre": stream.station_genre,
-        "listener_peak": max(station.stats.listener_peak, station.sessions.streaming),
-        "listeners": station.sessions.streaming,
+        "listener_peak": max(station.stats.listener_peak, listeners),
+        "listeners": listeners,
         # every listener has a stream of their own: a free name plays where anonymous
         # listening is on; accounts add ?key=
         "listenurl": f"{base}/stream/guest.mp3" if config.access.anonymous else template,

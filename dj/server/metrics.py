@@ -75,6 +75,24 @@ def _narrator(station: Station) -> Iterator[Metric]:
                               value=renders)
     yield CounterMetricFamily("dj_tts_render_seconds", "Time spent synthesizing speech",
                               value=render_s)
+    if narrator is None:
+        return
+    state = narrator.speech_state()
+    yield GaugeMetricFamily("dj_tts_queue_depth", "Neural speech renders queued or running",
+                            value=state["queue"])
+    yield CounterMetricFamily("dj_tts_queue_refused", "Neural speech renders refused (queue"
+                              " full; a stand-in airs)", value=state["refused"])
+    for name, help_text, label, values in (
+            ("dj_tts_engine_fallbacks", "Personas switched to espeak-ng, by the engine they"
+             " could not use", "engine", state["engine_fallbacks"]),
+            ("dj_lines_aired_by_engine", "Lines aired, by the engine heard", "engine",
+             state["aired"]),
+            ("dj_tts_stand_ins_aired", "Lines aired as a stand-in (their own render not ready),"
+             " by variant", "variant", state["stand_ins_aired"])):
+        family = CounterMetricFamily(name, help_text, labels=[label])
+        for key, count in sorted(values.items()):
+            family.add_metric([key], count)
+        yield family
 
 
 def registry_for(station: Station) -> CollectorRegistry:

@@ -18,6 +18,7 @@ from aiohttp import web
 from dj.auth.roles import ROLES
 from dj.auth.tokens import MAX_EXPIRY_DAYS, TOKEN_FORMAT
 from dj.catalog.artwork import MEDIA_TYPES
+from dj.experiments.definition import NAME as EXPERIMENT_NAME
 from dj.narrate.consent import CONSENT_KINDS
 from dj.narrate.lines import MAX_NAMES, MAX_TEXT_CHARS, MOMENTS
 from dj.server.admin_routes import MAX_LABEL_CHARS, MAX_SUBJECT_CHARS, TOKEN_ID
@@ -100,6 +101,14 @@ SCHEMAS: dict[str, Schema] = {
         "failures": {"type": "object", "additionalProperties": INTEGER},
         "ledger": _obj({"queued": INTEGER, "written": INTEGER, "write_errors": INTEGER}),
         "path": {**STRING, "description": "how streams are rendered (spliced or full)"},
+        "speech": {"type": ["object", "null"], "description": "the DJ's voice: the engine each"
+                   " persona speaks with, fallbacks, lines aired by engine, stand-ins aired,"
+                   " the speech queue (null without a narrator)"},
+        "worker": {**INTEGER, "description": "with several worker processes: the one that"
+                   " answered"},
+        "workers": {"type": "array", "description": "with several worker processes: each one",
+                    "items": _obj({"worker": INTEGER, "streaming": INTEGER, "sessions": INTEGER,
+                                   "alive": {"type": "boolean"}, "pid": INTEGER})},
         "shared": _obj({
             "bodies": INTEGER,
             "body_mb": {"type": "number"},
@@ -107,7 +116,7 @@ SCHEMAS: dict[str, Schema] = {
             "transition_hits": INTEGER,
             "transition_renders": INTEGER,
         }),
-    }),
+    }, optional=("worker", "workers")),
     "Persona": _obj({"name": STRING, "description": STRING}),
     "Track": _obj({
         "id": STRING, "title": STRING, "artist": STRING, "artist_id": STRING, "album": STRING,
@@ -377,6 +386,36 @@ def _listener_paths(history_max: int) -> dict[str, dict[str, Schema]]:
 _HTML_HEADERS = {name: {"schema": STRING, "required": True} for name in (
     "Content-Security-Policy", "Referrer-Policy", "X-Content-Type-Options", "Cache-Control")}
 
+_EXPERIMENT = _param("name", "path", {"type": "string",
+                                      "pattern": f"^{EXPERIMENT_NAME.pattern}$"},
+                     "the experiment's name (its file config/experiments/NAME.toml)")
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+_EXPERIMENT_REPORT: Schema = {
+    "type": "object",
+    "required": ["experiment", "arms", "control", "counts", "srm", "primary", "metrics",
+                 "series", "decision"],
+    "properties": {
+        "experiment": STRING, "description": STRING, "control": STRING, "primary": STRING,
+        "arms": {"type": "array", "items": {
+            "type": "object", "required": ["name", "persona", "weight"],
+            "properties": {"name": STRING, "persona": STRING, "weight": {"type": "number"},
+                           "overrides": {"type": "object"}}}},
+        "counts": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["listeners_seen", "exposed", "analysed"],
+            "properties": {k: {"type": "integer", "minimum": 0} for k in (
+                "listeners_seen", "exposed", "deviations", "analysed")}}},
+        "srm": {"type": "object", "required": ["chi2", "p", "mismatch"],
+                "properties": {"chi2": _NUMBER_OR_NULL, "p": _NUMBER_OR_NULL,
+                               "mismatch": {"type": "boolean"}}},
+        "metrics": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["arms", "comparisons"]}},
+        "series": {"type": "array", "items": {"type": "object"}},
+        "decision": {"type": "object", "required": ["ship", "verdict", "reasons"],
+                     "properties": {"ship": {"type": ["string", "null"]}, "verdict": STRING,
+                                    "reasons": {"type": "array", "items": STRING}}},
+    },
+}
+
 PATHS: dict[str, dict[str, Schema]] = {
     "/artist": {"get": {
         "summary": "the artist portal: a page using the artist API", "tags": ["artist"],
@@ -478,6 +517,9 @@ PATHS: dict[str, dict[str, Schema]] = {
             _param("persona", "query", STRING, "the persona hosting a new session (empty: the"
                    " listener's or the experiment's)"),
             _param("Icy-MetaData", "header", STRING, "1: interleave ICY metadata (titles)"),
+            _param("Player-Delay-S", "header", STRING, "how far behind real time, since its first"
+                   " byte, the player plays (the web player's own pace): what it hears, which"
+                   " moves titles and credits, is then taken from it, not from its User-Agent"),
             ICY_CHARSET,
         ],
         "responses": {
@@ -718,6 +760,20 @@ OPERATIONS_PATHS: dict[str, dict[str, Schema]] = {
                                              " Accept header asks for it)",
                               "content": {"text/plain": {"schema": STRING},
                                           "application/openmetrics-text": {"schema": STRING}}}},
+    }},
+    "/api/experiments/{name}": {"get": {
+        "summary": "a persona experiment's analysis: split (SRM), exposures, metrics with"
+                   " intervals against control, CUPED, always-valid p-values, the decision",
+        "tags": ["product"], "security": BEARER_AUTH, "parameters": [_EXPERIMENT],
+        "responses": {"200": _ok("the analysis (at most 30 s old)", _EXPERIMENT_REPORT),
+                      **_ARTIST_ERRORS, "404": _err("NotFound")},
+    }},
+    "/experiments/{name}": {"get": {
+        "summary": "the same analysis as an HTML report with its plots (embedded images)",
+        "tags": ["product"], "security": BEARER_AUTH, "parameters": [_EXPERIMENT],
+        "responses": {"200": {**_ok("the report page", STRING, "text/html"),
+                              "headers": _HTML_HEADERS},
+                      **_ARTIST_ERRORS, "404": _err("NotFound")},
     }},
 }
 

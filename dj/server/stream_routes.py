@@ -16,6 +16,7 @@ from dj.catalog import Listener
 from dj.server.keys import ACCESS, CONFIG, CONNECTIONS, OPENING, PACING, STATION
 from dj.server.listener_access import stream_credential
 from dj.stream import BadRequest, Connection, IcyFramer, Session, SocketGauge, Station
+from dj.stream.ear import DELAY_HEADER
 from dj.stream.icy import NAMES as ICY_NAMES
 from dj.stream.icy import icy_charset
 from dj.stream.registry import NOTHING_HEARD_S
@@ -138,6 +139,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
             paced=request.app[PACING],
             framer=IcyFramer(config.stream.metaint, charset) if icy else None,
             user_agent=request.headers.get("User-Agent", ""),
+            declared_delay=request.headers.get(DELAY_HEADER),
         )
         kind = ("new" if resumed is None
                 else "takeover" if resumed.owner is not None else "resumed")

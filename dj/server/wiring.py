@@ -8,7 +8,7 @@ from pathlib import Path
 
 from dj.catalog import Catalog
 from dj.config import Config
-from dj.experiments import Experiments, load_experiments
+from dj.experiments import Experiments, load_all
 from dj.ledger import Ledger
 from dj.store import Store
 from dj.stream import Station
@@ -102,7 +102,7 @@ def build_station(config: Config) -> Station:
     catalog = Catalog(store, config.media_dir)
     ledger = Ledger(store)
     ledger.close_orphans()  # plays a crash left open, closed at their last durable position
-    experiments = Experiments(store, load_experiments(config.experiments_file))
+    experiments = Experiments(store, load_all(config.experiments_dir, config.experiments_file))
     recommender = LiveRecommender(load_or_train(config, catalog))
     narrator = None
     try:

@@ -39,6 +39,7 @@ class Connection:
         paced: bool,
         framer: IcyFramer | None = None,
         user_agent: str = "",
+        declared_delay: str | None = None,
     ) -> None:
         cfg = station.config.stream
         self.station = station
@@ -54,7 +55,9 @@ class Connection:
         self.ear = Ear(
             start.start_s if start is not None else session.rendered_s,
             paced=paced,
-            client_delay_s=player_delay_s(user_agent, cfg.player_buffer_s, cfg.burst_s)
+            client_delay_s=player_delay_s(
+                user_agent, cfg.player_buffer_s, cfg.burst_s, declared_delay
+            )
             if paced
             else 0.0,
         )

@@ -151,6 +151,11 @@ class HeardEvents:
     def _dead_air(self, session: Session, marker: Marker) -> None:
         logger.warning("dead air cut short in %s for %s", marker.key, session.listener.id)
         self._failure("dead_air")
+        # on the play it interrupted (the latest open one), for the experiments' guardrail
+        play = session.open_plays.get(marker.play or "") or next(
+            reversed(session.open_plays.values()), None)
+        if play is not None and isinstance(marker.value, int | float):
+            play.dead_air_s += float(marker.value)
 
     # -- what is credited -------------------------------------------------------------------
     def _track_start(self, session: Session, marker: Marker) -> None:

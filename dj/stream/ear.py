@@ -11,7 +11,9 @@ client's receive buffer and in the player's own buffer. The model:
 * Paced, the stream runs ``burst`` ahead of real time, and a player starts once it holds its
   start-up buffer, so it plays from ``delay = max(0, buffer − burst)`` after the first byte:
   ``heard = min(position(read), start + elapsed − delay)``. The buffer is the player's own
-  (Chromium holds 2.6 s before it plays, VLC 1 s: :data:`PLAYER_BUFFER_S`). Unpaced (tools,
+  (Chromium holds 2.6 s before it plays, VLC 1 s: :data:`PLAYER_BUFFER_S`), unless the player
+  says how far behind real time it plays (:data:`DELAY_HEADER`: the web player, which feeds
+  the stream through Media Source Extensions at its own pace). Unpaced (tools,
   tests) the reader is the ear: ``heard = position(read)``. ``heard`` never goes back and never
   passes what was sent.
 
@@ -30,6 +32,7 @@ import bisect
 import contextlib
 import fcntl
 import logging
+import math
 import socket
 import struct
 import termios
@@ -46,6 +49,12 @@ PLAYER_BUFFER_S = {
     "VLC/": 1.0,  # its default network caching
     "Mozilla/": 2.6,  # browsers (Chromium's <audio>, measured)
 }
+# a player that keeps its own pace says how far behind real time (since its first byte) it plays,
+# in this request header: the web player does, feeding the stream through Media Source Extensions.
+# Believed up to the bound: saying less moves the ear earlier by at most that, and what the client
+# read still bounds it (as for VLC, whose buffer equals the burst).
+DELAY_HEADER = "Player-Delay-S"
+MAX_DECLARED_DELAY_S = 10.0
 # what a client that reads nothing can seem to hear (its receive window growing): ~4.6 s on Linux
 # loopback defaults. Until a connection's ear has passed this, its credits are provisional.
 PROVISIONAL_S = 6.0
@@ -138,8 +147,17 @@ class _Span:
     nbytes: int
 
 
-def player_delay_s(user_agent: str, default_buffer_s: float, burst_s: float) -> float:
-    """How long after its first byte a player starts playing (see the module docstring)."""
+def player_delay_s(
+    user_agent: str, default_buffer_s: float, burst_s: float, declared: str | None = None
+) -> float:
+    """How long after its first byte a player starts playing (see the module docstring);
+    ``declared``: the player's own word for it (:data:`DELAY_HEADER`), when it is a number."""
+    try:
+        said = float(declared) if declared else math.nan
+    except ValueError:
+        said = math.nan
+    if math.isfinite(said):
+        return min(max(said, 0.0), MAX_DECLARED_DELAY_S)
     buffer_s = next(
         (b for token, b in PLAYER_BUFFER_S.items() if token in user_agent), default_buffer_s
     )

@@ -14,16 +14,20 @@ import logging
 import threading
 import time
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from dj.audio.plan import Item, Marker
 from dj.audio.source import Source
 from dj.catalog import Listener, Track
 from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.program import Programme
+
+if TYPE_CHECKING:
+    from dj.narrate.utterance import Served
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ SourceFactory = Callable[[Callable[[], Item | None], Callable[[str], object], So
                          Source]
 
 REPLAY_MAX_S = 30.0  # sent audio kept for a resume; more than any client's buffer
+SERVED_KEPT = 8  # voice lines served and not yet aired: one on air and one queued, at most a few
 HISTORY_KEPT = 20  # tracks heard, for the player
 
 
@@ -56,6 +61,7 @@ class OpenPlay:
     started_at: str
     qualified: bool = False
     checkpoints: int = 0  # heard progress made durable so far (dj.ledger.log.CHECKPOINT_S each)
+    dead_air_s: float = 0.0  # silence heard in it before the dead-air guard cut it short
 
 
 @dataclass(slots=True)
@@ -89,7 +95,7 @@ class Session:
         arm: str,
         programme: Programme,
         config: Config,
-        voice_source: Callable[[str], object],
+        voice_source: Callable[[str], Served | None],
         make_source: SourceFactory,
         on_failure: Callable[[str], None] = lambda kind: None,
     ) -> None:
@@ -102,6 +108,9 @@ class Session:
         self.config = config
         self._revoked_keys: set[str] = set()
         self._voice_source = voice_source
+        # voice key -> what this session was served for it, until the line airs (its record)
+        self._served: OrderedDict[str, Served] = OrderedDict()
+        self._served_lock = threading.Lock()
         # makes the source (again, after a fault: then it is given the one that failed)
         self._make_source = make_source
         self.source: Source = make_source(programme.next_item, self._voice, None)
@@ -125,9 +134,27 @@ class Session:
         self._render_lock = threading.Lock()
 
     def _voice(self, key: str):
+        """A voice line's audio for the renderer (its thread), checked again each time it is
+        asked for. Once served, the same rendering is given again until it airs: the transition
+        was planned with its length, and the airing record names what was heard (a stand-in
+        is not swapped for the neural render that became ready in between)."""
         if key in self._revoked_keys:
             return None
-        return self._voice_source(key)
+        served = self._voice_source(key)
+        with self._served_lock:
+            if served is None:
+                self._served.pop(key, None)
+                return None
+            served = self._served.setdefault(key, served)
+            self._served.move_to_end(key)
+            while len(self._served) > SERVED_KEPT:
+                self._served.popitem(last=False)
+        return served.audio
+
+    def served_voice(self, key: str) -> Served | None:
+        """What this session was served for the line ``key`` (taken: call it as it airs)."""
+        with self._served_lock:
+            return self._served.pop(key, None)
 
     # -- rendering (executor thread) ------------------------------------------------------
     def render_next(self) -> Chunk:

@@ -94,7 +94,9 @@ class LedgerPlays:
     def play_ended(self, session: Session, play: OpenPlay, heard_s: float, outcome: str) -> None:
         # at the moment the ear stopped, not when a left session is released minutes later
         at = now_iso(datetime.fromtimestamp(session.heard_wall, UTC))
-        self._events.append(ended(self._start(session, play), heard_s, outcome, at=at))
+        self._events.append(ended(self._start(session, play), heard_s, outcome, at=at,
+                                  detail={"dead_air_s": play.dead_air_s} if play.dead_air_s
+                                  else None))
         if outcome == "completed" and heard_s >= QUALIFYING_PLAY_S:
             self._writer.submit(self._recommender.feedback, session.listener.id, play.track.id,
                                 "complete")
@@ -116,6 +118,8 @@ class NarratorAirings:
             return
         context = listener_context(session)
         context.pop("persona")  # the utterance's own persona spoke it
+        # the rendering this session was served (its own, or a stand-in), not another's
         self._events.append(self._narrator.airing_event(
-            utt, listener_id=session.listener.id, event_id=event_id, **context))
+            utt, listener_id=session.listener.id, event_id=event_id,
+            served=session.served_voice(key), **context))
         self._on_aired()

@@ -132,13 +132,16 @@ class Station:
                 f"unknown persona {persona!r}; known: " + ", ".join(sorted(self.narrator.personas))
             )
 
-    def persona_for(self, listener_id: str, persona: str | None) -> tuple[str, str, str]:
-        """(persona, experiment, arm) for a new session; no side effects."""
+    def persona_for(self, listener_id: str, persona: str | None,
+                    territory: str | None = None) -> tuple[str, str, str]:
+        """(persona, experiment, arm) for a new session; no side effects. A listener an
+        experiment enrols hears their arm's persona for its duration: a ``persona`` asked for is
+        not taken, or their listening would no longer be their arm's."""
         chosen, experiment, arm = self.experiments.persona_for(
-            listener_id, self.config.narrate.default_persona
+            listener_id, self.config.narrate.default_persona, territory
         )
-        if persona:
-            chosen, experiment, arm = persona, "", ""
+        if persona and not experiment:
+            chosen = persona
         if self.narrator is not None and chosen not in self.narrator.personas:
             chosen = self.narrator.persona(None).name
         return chosen, experiment, arm
@@ -156,7 +159,7 @@ class Station:
     def open_session(self, listener: Listener, persona: str | None = None) -> Session:
         """A new programme for ``listener`` (blocking: runs in an executor)."""
         self.check_persona(persona)
-        chosen, experiment, arm = self.persona_for(listener.id, persona)
+        chosen, experiment, arm = self.persona_for(listener.id, persona, listener.territory)
         programme = Programme(
             listener=listener,
             persona=chosen,
@@ -177,18 +180,13 @@ class Station:
             config=self.config,
             # consent and scope are checked again as the line airs, in this listener's territory
             voice_source=(
-                (lambda key: narrator.audio_for(key, territory=listener.territory))
+                (lambda key: narrator.serve(key, territory=listener.territory))
                 if narrator is not None
                 else (lambda key: None)
             ),
             make_source=self.make_source,
             on_failure=self.count_failure,
         )
-        try:
-            self.experiments.record_exposure(session.id, experiment, arm, listener.id)
-        except Exception:
-            logger.exception("could not record exposure for %s", listener.id)
-            self.count_failure("database")
         try:
             self.recommender.warm(listener.id, ())
         except Exception:
@@ -294,7 +292,8 @@ class Station:
         self._closing.set()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.prepare_pool.shutdown(wait=True, cancel_futures=True)
-        self.body_pool.shutdown(wait=True, cancel_futures=True)
+        # a body being made is not waited for: it is made again at the next start
+        self.body_pool.shutdown(wait=False, cancel_futures=True)
         self.writer.shutdown()
         self.ledger_writer.close()
 

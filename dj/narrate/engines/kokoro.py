@@ -6,8 +6,9 @@ and the narrator speaks with espeak-ng instead.
 
 onnxruntime runs with one intra-op and one inter-op thread: the machine's cores belong to the
 stream's renderers, and speech is rendered ahead of time, so latency does not matter but CPU
-does (about 1 CPU-second per second of speech). Calls are serialised by a lock; the narrator
-gives the engine a worker thread of its own.
+does (about 1 CPU-second per second of speech). Loading and the phonemizer (espeak-ng, not
+thread-safe) are serialised by a lock; the model itself runs outside it (an onnxruntime session
+may run on several threads at once), so each of the narrator's speech threads renders a line.
 """
 
 from __future__ import annotations
@@ -172,15 +173,21 @@ class KokoroEngine:
                 self._styles.clear()
                 raise SpeechError(reason)
             assert voice.kokoro_voice is not None
+            lang = language_of(voice.kokoro_voice)
             try:
                 model = self._load()
-                # pauses are the model's own (this export reports no phoneme timings for
-                # kokoro-onnx to stretch them); the voice DSP tightens long ones to 0.25 s
-                audio, rate = model.create(text, voice=self._style(voice.kokoro_voice),
-                                           speed=voice.speed,
-                                           lang=language_of(voice.kokoro_voice))
+                style = self._style(voice.kokoro_voice)
+                phonemes = model.tokenizer.phonemize(text, lang)
             except Exception as exc:  # onnxruntime, the phonemizer and numpy raise many types
                 raise SpeechError(f"Kokoro failed: {exc}") from None
+        try:
+            # the same as create(text): pauses are the model's own (this export reports no
+            # phoneme timings for kokoro-onnx to stretch them); the voice DSP tightens long
+            # ones to 0.25 s
+            audio, rate = model.create(phonemes, voice=style, speed=voice.speed, lang=lang,
+                                       is_phonemes=True)
+        except Exception as exc:
+            raise SpeechError(f"Kokoro failed: {exc}") from None
         mono = np.asarray(audio, dtype=np.float32).reshape(-1)
         if mono.size == 0 or not np.all(np.isfinite(mono)):
             raise SpeechError("Kokoro produced no usable audio")
