@@ -1,8 +1,9 @@
 """A small pool of worker threads for slow speech engines (Kokoro), with a bounded queue.
 
 A neural render costs about a CPU-second per second of speech. It runs here, on ``threads``
-daemon threads (``[narrate] speech_threads``) at a lower scheduling priority (Linux: nice +10 for
-these threads only), so it only takes CPU the stream's renderers leave idle and never holds up
+daemon threads (``[narrate] speech_threads``) at the lowest scheduling priority (Linux: SCHED_IDLE
+for these threads only, else nice +10), so it only takes CPU the stream's renderers leave idle and
+never holds up
 the programme's preparation: callers hand a job in and get a
 :class:`~concurrent.futures.Future` back at once. Jobs are taken in order; jobs for the same key
 are merged; past ``max_pending`` jobs new ones are refused (the caller airs its stand-in).
@@ -93,8 +94,17 @@ class SpeechWorker:
             self._cond.notify_all()
 
     def _lower_priority(self) -> None:
-        try:  # on Linux a thread id is a valid PRIO_PROCESS target: only this thread is niced
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+        tid = threading.get_native_id()  # on Linux a thread id names only this thread
+        try:
+            # SCHED_IDLE: the thread runs only on CPU nothing else wants, so speech never
+            # takes time from the streams' renders however many speech threads there are
+            # (a niced thread still gets about a tenth of a busy core)
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            return
+        except (AttributeError, OSError) as exc:
+            logger.debug("speech worker is not SCHED_IDLE (%s); niced instead", exc)
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid,
                            min(19, os.getpriority(os.PRIO_PROCESS, 0) + self.nice))
         except (AttributeError, OSError) as exc:
             logger.debug("speech worker keeps its priority: %s", exc)
