@@ -149,12 +149,13 @@ async def test_skips_rest_an_artist_and_now_playing_follows(server, demo_station
                 skips[artist] += 1
                 if skips[artist] == 3:
                     rested = artist
-                    # read together: the renderer may have picked once since the skip landed
+                    # read together: since the skip landed the renderer may have picked
+                    # twice (the cut takes the prepared item, and the next one is prepared)
                     with session.programme._lock:
                         picks_before = session.programme.history.picks
                         rest_left = session.programme.history.rested.get(artist, 0)
         played = list(session.programme.history.played)
-    assert rested is not None and rest_left >= 9
+    assert rested is not None and rest_left >= 8
     after = [p.artist_id for p in played[picks_before : picks_before + rest_left]]
     assert len(after) == rest_left
     assert rested not in after
