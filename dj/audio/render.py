@@ -216,7 +216,7 @@ class Renderer:
         self._pending_frames = 0
         self._mixed = 0  # frames mixed (runs ahead of the output by the limiter's lookahead)
         self._out = 0  # frames returned
-        self._skip = False
+        self._skip: str | bool = False  # a play id to skip if it is still on, or True
         self._cancelled: set[str] = set()  # written by other threads; set.add is atomic
         self._asked_this_block = False
         self._in_dead_air = False
@@ -245,8 +245,8 @@ class Renderer:
         audible = [d for d in self._decks if d.start <= now < d.end]
         return audible[-1].item.play_id if audible else None
 
-    def skip(self) -> None:
-        self._skip = True
+    def skip(self, play_id: str | None = None) -> None:
+        self._skip = play_id or True
 
     def abandon(self) -> list[Marker]:
         """End every track that has started, at the last frame returned (the renderer is being
@@ -457,8 +457,9 @@ class Renderer:
         t0 = self._mixed
         self._asked_this_block = False
         if self._skip:
-            self._skip = False
-            self._cut_to_next(t0, int(round(SKIP_FADE_S * self.sr)))
+            wanted, self._skip = self._skip, False
+            if wanted is True or self.current_play in (wanted, None):
+                self._cut_to_next(t0, int(round(SKIP_FADE_S * self.sr)))
         self._schedule(t0, n)
         music = self._mix_decks(t0, n)
         if self._dead_air_ahead(music):

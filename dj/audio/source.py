@@ -30,7 +30,9 @@ class Source(Protocol):
 
     def render(self) -> tuple[bytes, int, list[Marker]]: ...  # (MP3, samples, markers)
 
-    def skip(self) -> None: ...
+    # skip ``play_id`` if it is still at the render head (None: whatever is); decided on the
+    # render thread, where the head's play is settled, not on the loop that asks
+    def skip(self, play_id: str | None = None) -> None: ...
 
     def cancel_voice(self, key: str) -> None: ...
 
@@ -70,8 +72,8 @@ class FullSource:
         audio, markers = self.renderer.render(self.block_frames)
         return self.encoder.encode(audio), audio.shape[1], markers
 
-    def skip(self) -> None:
-        self.renderer.skip()
+    def skip(self, play_id: str | None = None) -> None:
+        self.renderer.skip(play_id)
 
     def cancel_voice(self, key: str) -> None:
         self.renderer.cancel_voice(key)

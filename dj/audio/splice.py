@@ -100,7 +100,7 @@ class SplicedPlayer:
         self._markers: list[Marker] = []  # what happened (a track passed over, a line dropped)
         self._ahead: list[Marker] = []  # the rendered window's markers not yet handed out
         self._last_voice_end = -(1 << 62)
-        self._skip = False
+        self._skip: str | bool = False  # a play id to skip if it is still on, or True
         self._cancelled: set[str] = set()  # written by other threads; set.add is atomic
         self._lock = threading.Lock()
         # when a list: where every frame handed out came from, as (first, last, source) with
@@ -132,8 +132,8 @@ class SplicedPlayer:
         lead = self._lookahead(deck) + self.block_frames * FRAME
         return deck.natural_end - end * FRAME > lead
 
-    def skip(self) -> None:
-        self._skip = True
+    def skip(self, play_id: str | None = None) -> None:
+        self._skip = play_id or True
 
     def cancel_voice(self, key: str) -> None:
         self._cancelled.add(key)
@@ -352,8 +352,10 @@ class SplicedPlayer:
             if nxt.voice is not None and nxt.voice.key in cancelled and self._body is not None:
                 self._upcoming = (self._recheck_voice(window, nxt, self._body), nxt)
         if self._skip:
-            self._skip = False
-            self._cut()
+            wanted, self._skip = self._skip, False
+            # the listener is about to hear the next track already when it is on
+            if wanted is True or self.current_play in (wanted, None):
+                self._cut()
 
     def _cut(self) -> None:
         """A skip: everything audible fades out over SKIP_FADE_S from the next frame, and the

@@ -252,8 +252,7 @@ class Session:
         if track is None or play is None:
             return None
         self.skipped_plays.add(play)
-        if self.source.current_play in (play, None):
-            self.source.skip()
+        self.source.skip(play)  # cut only if the renderer is still in that play
         return track
 
     def revoke_voice(self, line_id: str) -> None:
