@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 LISTENER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
+PREPARE_WORKERS = 4  # threads preparing sessions' next items (each programme has its own lock)
+
+
 class BadRequest(ValueError):
     """A request the station cannot serve as asked; the message is for the client."""
 
@@ -76,8 +79,10 @@ class Station:
         if hasattr(recommender, "on_latency"):
             recommender.on_latency = self.stats.recommend_seconds.observe
         self.render_pool = ThreadPoolExecutor(render_workers, thread_name_prefix="dj-render")
-        # picks and speech for the next item: never in the render pool's way
-        self.prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-prepare")
+        # picks and speech for the next item: never in the render pool's way. Several threads:
+        # listeners who tuned in together reach their transitions together, and one thread
+        # preparing every session's next item in turn left some renderers waiting on it
+        self.prepare_pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="dj-prepare")
         self.writer = Writer(self.count_failure)
         self.ledger_writer = EventWriter(ledger, self.count_failure)
         self.watch = NowWatch()  # players waiting for what a listener hears to change
