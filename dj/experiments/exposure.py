@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from dj.experiments.definition import Experiment
 
 
-class _Event(Protocol):
+class ExperimentEvent(Protocol):
+    """The fields of a ledger event that place it in an experiment (``dj.ledger.log.Event``)."""
+
     kind: str
     at: str
     listener_id: str
@@ -47,7 +49,7 @@ def parse_at(value: str) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
-def exposures(events: Iterable[_Event], experiment: str) -> dict[str, Exposure]:
+def exposures(events: Iterable[ExperimentEvent], experiment: str) -> dict[str, Exposure]:
     """Each listener's first heard line in ``experiment`` (events in any order)."""
     first: dict[str, Exposure] = {}
     for e in events:
@@ -60,7 +62,7 @@ def exposures(events: Iterable[_Event], experiment: str) -> dict[str, Exposure]:
     return first
 
 
-def deviations(events: Iterable[_Event], experiment: Experiment) -> dict[str, str]:
+def deviations(events: Iterable[ExperimentEvent], experiment: Experiment) -> dict[str, str]:
     """Listener -> why their data cannot be analysed as their arm's."""
     arms: dict[str, set[str]] = defaultdict(set)
     personas: dict[str, set[str]] = defaultdict(set)

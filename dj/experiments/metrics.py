@@ -21,23 +21,16 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, Protocol
 
-from dj.experiments.exposure import Exposure, parse_at
+from dj.experiments.exposure import ExperimentEvent, Exposure, parse_at
 
 VOICE_PLAY_WINDOW_S = 30.0  # a line introduces the play whose start is nearest, within this
 TUNE_OUT_S = 10.0  # leaving within this after the DJ's line ends counts as a tune-out
 PRE_DAYS = 14  # pre-experiment listening (the CUPED covariate) is read from this many days
 
 
-class EventLike(Protocol):
+class EventLike(ExperimentEvent, Protocol):
     """The fields of a ledger event the metrics read (``dj.ledger.log.Event`` has them)."""
 
-    kind: str
-    at: str
-    listener_id: str
-    session_id: str
-    experiment: str
-    arm: str
-    persona: str
     play_id: str | None
     heard_s: float | None
     outcome: str | None
