@@ -6,6 +6,7 @@ CLI a message and a non-zero exit."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from urllib.parse import quote
 
@@ -147,3 +148,43 @@ def test_the_cli_report(demo_config, demo_station, tmp_path, capsys, monkeypatch
     assert dj_main(["report", "experiment", "n\u00f6pe", *data]) == 2
     err = capsys.readouterr().err
     assert "unknown experiment 'n\u00f6pe'" in err and "known: api-check" in err
+
+
+async def test_the_player_is_told_its_experiment_in_its_own_territory(server, demo_station,
+                                                                      monkeypatch):
+    """Enrolment depends on the territory, so the player's "who hosts" answer must use the
+    listener's: an anonymous listener is in the operator's anonymous territory (US), an
+    account in its own."""
+    from dj.catalog import Listener
+    from dj.server.player_routes import player_state
+
+    station = demo_station
+    jp_only = dataclasses.replace(EXP, territories=("JP",))
+    anonymous = next(f"anon-territory-{i}" for i in range(100)
+                     if assign(EXP, f"anon-territory-{i}").name == "spark")
+    account = next(f"jp-account-{i}" for i in range(100)
+                   if assign(EXP, f"jp-account-{i}").name == "spark")
+    station.catalog.add_listener(Listener(account, "JP"))
+    key = create_token(station.catalog.store, "listener", account)
+
+    async def asked(listener: str, **headers: str) -> dict:
+        async with aiohttp.ClientSession() as client, client.get(
+                url(server, f"/api/listeners/{listener}/persona"), headers=headers) as r:
+            assert r.status == 200, await r.text()
+            return await r.json()
+
+    monkeypatch.setattr(station.experiments, "experiments", [jp_only])
+    got = await asked(anonymous)  # in the US: outside a JP-only experiment
+    assert (got["in_experiment"], got["experiment"], got["arm"]) == (False, None, None)
+    assert got["persona"] == station.config.narrate.default_persona and got["choice"]
+    assert player_state(station, anonymous, "US")["experiment"] == ""
+    got = await asked(account, **bearer(key))  # a JP account: in it
+    assert (got["in_experiment"], got["experiment"], got["arm"], got["persona"]) == (
+        True, EXP.name, "spark", "spark")
+    assert not got["choice"]
+    assert player_state(station, account, "JP")["arm"] == "spark"
+
+    monkeypatch.setattr(station.experiments, "experiments",
+                        [dataclasses.replace(EXP, territories=("US",))])
+    assert (await asked(anonymous))["in_experiment"]
+    assert not (await asked(account, **bearer(key)))["in_experiment"]

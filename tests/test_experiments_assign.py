@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -137,11 +138,11 @@ def test_definitions_are_read_one_file_each_and_bad_ones_skipped(tmp_path: Path,
     for name in ("b-one-arm", "c-not-toml", "d-bad-metric"):
         assert name in caplog.text
     assert "at least two" in caplog.text and "primary" in caplog.text
-    # the narrator cannot apply an arm's overrides per session yet: the station does not run it
-    with caplog.at_level(logging.ERROR):
-        running = Experiments(Store(tmp_path / "db.sqlite3"), [e, EXP])
-    assert running.experiments == [EXP]
-    assert "talk-less not run" in caplog.text
+    # an arm's overrides are applied per session (tests/test_experiments_overrides.py): it runs
+    running = Experiments(Store(tmp_path / "db.sqlite3"), [e, EXP])
+    assert running.experiments == [e, EXP]
+    assert running.arm("talk-less", "quiet").overrides == (("talk_probability", 0.2),)
+    assert running.arm("talk-less", "loud") is None and running.arm("", "") is None
 
 
 @pytest.mark.parametrize("change,field", [
@@ -151,12 +152,35 @@ def test_definitions_are_read_one_file_each_and_bad_ones_skipped(tmp_path: Path,
     ({"territories": ["USA"]}, "territories"),
     ({"guardrails": [{"metric": "sessions"}]}, "guardrails[0]"),
     ({"arms": [{"name": "a", "persona": "nova"}, {"name": "a", "persona": "spark"}]}, "arms"),
+    # an arm's persona overrides, in the ranges of a persona file's [talk] table
+    *(({"arms": [{"name": "a", "persona": "nova"},
+                 {"name": "b", "persona": "nova", "overrides": {key: value}}]},
+       f"arms[1].overrides.{key}: {why}")
+      for key, value, why in [("talk_probability", 1.5, "1.5 is outside"),
+                              ("talk_probability", -0.1, "-0.1 is outside"),
+                              ("talk_probability", "often", "expected a number"),
+                              ("talk_probability", True, "expected a number"),
+                              ("min_gap_s", -1, "-1 is outside"),
+                              ("min_gap_s", 86_401, "86401 is outside"),
+                              ("min_gap_s", float("inf"), "expected a number"),
+                              ("duck_db", 12, "unknown; known: talk_probability, min_gap_s")]),
+    ({"arms": [{"name": "a", "persona": "nova"}, {"name": "b", "persona": "nova",
+                                                   "overrides": 0.5}]}, "arms[1].overrides"),
 ])
 def test_a_bad_field_is_named(change: dict, field: str) -> None:
     raw = {"name": "ok", "start": "2026-01-01", "arms": [{"name": "a", "persona": "nova"},
                                                        {"name": "b", "persona": "spark"}]}
-    with pytest.raises(ExperimentError, match=field.replace("[", r"\[").replace("]", r"\]")):
+    with pytest.raises(ExperimentError, match=re.escape(field)):
         parse_experiment({**raw, **change})
+
+
+def test_overrides_at_their_bounds_are_kept() -> None:
+    e = parse_experiment({"name": "ok", "arms": [
+        {"name": "a", "persona": "nova", "overrides": {"talk_probability": 0}},
+        {"name": "b", "persona": "nova",
+         "overrides": {"talk_probability": 1, "min_gap_s": 86_400}}]})
+    assert e.arm("a").overrides == (("talk_probability", 0.0),)
+    assert e.arm("b").overrides == (("min_gap_s", 86_400.0), ("talk_probability", 1.0))
 
 
 def test_the_older_single_file_still_loads_and_a_name_counts_once(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from dj.experiments import Arm, Experiment, assign
+from dj.experiments.report import as_html, as_table
 from dj.experiments.service import ExperimentReports, UnknownExperiment, read_and_analyse
 from dj.ledger.log import Event, Ledger
 from dj.store import Store
@@ -86,10 +87,10 @@ def test_exposure_is_the_first_heard_line_and_metrics_are_per_listener(ledger: L
     assert ledger.append(events) == len(events)
     report = read_and_analyse(EXP, ledger, now=t + timedelta(days=2, hours=1))
     counts = report["counts"]
-    assert counts["control"] == {"listeners_seen": 1, "exposed": 1, "deviations": 0,
-                                 "analysed": 1}
-    assert counts["spark"] == {"listeners_seen": 2, "exposed": 1, "deviations": 0,
-                               "analysed": 1}
+    assert counts["control"] == {"listeners_seen": 1, "assigned": 1, "exposed": 1,
+                                 "deviations": 0, "analysed": 1, "exposed_share": 1.0}
+    assert counts["spark"] == {"listeners_seen": 2, "assigned": 2, "exposed": 1,
+                               "deviations": 0, "analysed": 1, "exposed_share": 0.5}
     m = report["metrics"]
     # a heard 100 + 200 + 20 + 185 + 95 = 600 s over 3 days (first session's day to now)
     assert m["listening_s_per_day"]["arms"]["control"]["value"] == pytest.approx(200.0)
@@ -125,8 +126,9 @@ def test_a_listener_logged_in_another_arm_or_persona_is_left_out(ledger: Ledger)
     report = read_and_analyse(EXP, ledger, now=t + timedelta(hours=2))
     assert report["deviations"] == 2
     assert report["counts"]["control"]["analysed"] == 3
-    assert report["counts"]["spark"] == {"listeners_seen": 2, "exposed": 2, "deviations": 2,
-                                         "analysed": 0}
+    assert report["counts"]["spark"] == {"listeners_seen": 2, "assigned": 0, "exposed": 2,
+                                         "deviations": 2, "analysed": 0,
+                                         "exposed_share": None}
     assert "too few" in " ".join(report["decision"]["reasons"])
 
 
@@ -190,7 +192,53 @@ def test_a_broken_split_is_flagged_before_anything_else(ledger: Ledger) -> None:
     report = read_and_analyse(EXP, ledger, now=now)
     assert report["srm"]["chi2"] == pytest.approx(32.0)
     assert report["srm"]["mismatch"]
+    # everyone assigned was exposed: the assignment itself is off, not the exposure
+    assert report["srm_assigned"]["chi2"] == pytest.approx(32.0)
+    assert report["srm_assigned"]["mismatch"]
     assert report["decision"]["verdict"] == "do not ship: sample ratio mismatch"
+
+
+def test_an_arm_that_exposes_fewer_of_its_listeners_is_not_shipped(ledger: Ledger) -> None:
+    """40 listeners assigned to each arm, all of whom play; every control listener hears a DJ
+    line, only 10 of spark's do (an arm that talks less). Spark's exposed listeners listen
+    longer: compared as they are, spark would win. The assigned split is exactly the design's
+    (chi2 0); the exposed one, 40 against 10 of an expected 25 each, has chi2 = 2 * 15^2 / 25
+    = 18 (p = 2.2e-5): exposure differs by arm, and the decision says so instead of shipping."""
+    t = DAY0 + timedelta(hours=12)
+    events: list[Event] = []
+    rng = np.random.default_rng(7)
+    for arm, heard_line, listening in (("control", 40, 1000.0), ("spark", 10, 1500.0)):
+        for i, lid in enumerate(ids_in(arm, 40, f"{arm}-")):
+            total = listening * (1 + 0.1 * rng.standard_normal())
+            if i < heard_line:
+                events.append(line(lid, arm, lid, t + timedelta(seconds=3), 0))
+            events += play(lid, arm, lid, f"{lid}:0", t, total, "completed")
+    ledger.append(events)
+    report = read_and_analyse(EXP, ledger, now=t + timedelta(hours=2))
+    counts = report["counts"]
+    assert (counts["control"]["assigned"], counts["control"]["analysed"]) == (40, 40)
+    assert (counts["spark"]["assigned"], counts["spark"]["analysed"]) == (40, 10)
+    assert counts["control"]["exposed_share"] == 1.0
+    assert counts["spark"]["exposed_share"] == 0.25
+    assigned, exposed = report["srm_assigned"], report["srm"]
+    assert assigned["counts"] == {"control": 40, "spark": 40}
+    assert assigned["chi2"] == pytest.approx(0.0) and not assigned["mismatch"]
+    assert exposed["counts"] == {"control": 40, "spark": 10}
+    assert exposed["chi2"] == pytest.approx(18.0)
+    assert exposed["p"] == pytest.approx(2.2e-5, rel=0.05) and exposed["mismatch"]
+    # the metrics alone would ship spark
+    assert report["metrics"]["listening_s_per_day"]["comparisons"]["spark"]["ci_low"] > 0
+    decision = report["decision"]
+    assert decision["ship"] is None
+    assert decision["verdict"] == "do not ship: exposure differs by arm"
+    (reason,) = decision["reasons"]
+    assert "control 40/40 (100%), spark 10/40 (25%)" in reason
+    assert "talk at different rates" in reason
+    table = as_table(report)
+    assert "SRM check (assigned): ok" in table
+    assert "SRM check (exposed): !! SAMPLE RATIO MISMATCH !!" in table
+    assert "exposure differs by arm" in table and "25.0" in table
+    assert "exposure differs by arm" in as_html(report)
 
 
 def test_reports_name_unknown_experiments(ledger: Ledger) -> None:

@@ -2,6 +2,14 @@
 (sample-ratio mismatch first), then each metric per arm with its interval against control, the
 primary with CUPED, the sequential (always-valid) p-value over the days, and the decision.
 
+The split is checked twice. Assigned listeners are those with any event logged in the
+experiment (a session of theirs played in it), whether or not the DJ ever spoke to them; the
+exposed are those who then heard a line. The assigned split tests the assignment and the
+logging; the exposed split tests whether the arms expose alike. An arm that talks less (a lower
+talk probability, a longer gap) exposes fewer of its listeners, and later: its exposed
+listeners are then a different kind of listener (the ones who stayed longer) and the metrics
+compare unlike groups, so such an experiment is not shipped whatever its metrics say.
+
 The result is a plain JSON-ready dict: the CLI's table, the JSON API and the HTML report all
 render this one value.
 """
@@ -20,7 +28,9 @@ from dj.experiments.definition import Experiment, Guardrail
 from dj.experiments.exposure import deviations, exposures
 from dj.experiments.metrics import METRICS, EventLike, ListenerMetrics, listener_metrics
 from dj.experiments.stats import (
+    SRM_ALPHA,
     Difference,
+    SRMResult,
     always_valid_p,
     bonferroni,
     cuped,
@@ -149,7 +159,11 @@ def analyse(
         if r.arm in by_arm:
             by_arm[r.arm].append(r)
 
-    check = srm([len(by_arm[a]) for a in arms], [a.weight for a in experiment.arms])
+    weights = [a.weight for a in experiment.arms]
+    # deviating listeners are reported apart, in both splits
+    assigned = {a: {lid for lid in seen.get(a, ()) if lid not in devs} for a in arms}
+    check_assigned = srm([len(assigned[a]) for a in arms], weights)
+    check = srm([len(by_arm[a]) for a in arms], weights)
     metric_names = [experiment.primary, *(g.metric for g in experiment.guardrails)]
     metrics: dict[str, Any] = {}
     diffs: dict[str, dict[str, Difference]] = {}
@@ -182,15 +196,16 @@ def analyse(
         "alpha": experiment.alpha, "alpha_per_comparison": alpha,
         "correction": f"Bonferroni over {len(arms) - 1} comparison(s) with control",
         "counts": {a: {"listeners_seen": len(seen.get(a, ())),
+                       "assigned": len(assigned[a]),
                        "exposed": sum(1 for x in exposed_all.values() if x.arm == a),
                        "deviations": sum(1 for lid in devs if exposed_all.get(lid)
                                          and exposed_all[lid].arm == a),
-                       "analysed": len(by_arm[a])} for a in arms},
+                       "analysed": len(by_arm[a]),
+                       "exposed_share": len(by_arm[a]) / len(assigned[a])
+                       if assigned[a] else None} for a in arms},
         "deviations": len(devs),
-        "srm": {"counts": dict(zip(arms, check.counts, strict=True)),
-                "expected": dict(zip(arms, check.expected, strict=True)),
-                "chi2": check.chi2, "p": check.p, "mismatch": check.mismatch,
-                "threshold": 0.001},
+        "srm": _srm(arms, check, "exposed"),
+        "srm_assigned": _srm(arms, check_assigned, "assigned"),
         "primary": experiment.primary,
         "metrics": metrics,
         "series": daily,
@@ -200,6 +215,13 @@ def analyse(
     }
     report["decision"] = decide(experiment, report, diffs, primary_cuped, daily, running)
     return _clean(report)
+
+
+def _srm(arms: list[str], check: SRMResult, population: str) -> dict[str, Any]:
+    return {"population": population, "counts": dict(zip(arms, check.counts, strict=True)),
+            "expected": dict(zip(arms, check.expected, strict=True)),
+            "chi2": check.chi2, "p": check.p, "mismatch": check.mismatch,
+            "threshold": SRM_ALPHA}
 
 
 def _clean(value: Any) -> Any:
@@ -250,16 +272,31 @@ def _series(experiment: Experiment, in_exp: list[EventLike], exposed: dict, pre:
 def decide(experiment: Experiment, report: dict[str, Any],
            diffs: dict[str, dict[str, Difference]], primary_cuped: dict[str, Any],
            daily: list[dict[str, Any]], running: bool) -> dict[str, Any]:
-    """Ship an arm only if the split is sound, its primary metric improved significantly
-    (CUPED-adjusted when available; while the experiment runs, also by the always-valid
-    p-value) and no guardrail is worse beyond its non-inferiority margin."""
+    """Ship an arm only if the split is sound (assigned and exposed), its primary metric
+    improved significantly (CUPED-adjusted when available; while the experiment runs, also by
+    the always-valid p-value) and no guardrail is worse beyond its non-inferiority margin."""
     reasons: list[str] = []
-    if report["srm"]["mismatch"]:
+    assigned, exposed = report["srm_assigned"], report["srm"]
+    if assigned["mismatch"]:
         return {"ship": None, "verdict": "do not ship: sample ratio mismatch",
-                "reasons": [f"the exposed split {report['srm']['counts']} is unlikely under"
-                            f" the design (chi-square p = {report['srm']['p']:.2g} < 0.001):"
+                "reasons": [f"the assigned split {assigned['counts']} is unlikely under the"
+                            f" design (chi-square p = {assigned['p']:.2g} < {SRM_ALPHA}):"
                             " the assignment or the logging is broken; no metric can be"
                             " trusted until that is fixed"], "arms": {}}
+    if exposed["mismatch"]:
+        shares = ", ".join(
+            f"{arm} {c['analysed']}/{c['assigned']}"
+            + (f" ({100 * c['exposed_share']:.0f}%)" if c["exposed_share"] is not None else "")
+            for arm, c in report["counts"].items())
+        return {"ship": None, "verdict": "do not ship: exposure differs by arm",
+                "reasons": [f"the assigned split {assigned['counts']} fits the design"
+                            f" (p = {assigned['p']:.2g}) but the exposed split"
+                            f" {exposed['counts']} does not (p = {exposed['p']:.2g} <"
+                            f" {SRM_ALPHA}): the arms expose different shares of their"
+                            f" listeners to the DJ (exposed of assigned: {shares}), likely"
+                            " because they talk at different rates. The exposed listeners of"
+                            " the arms are then not alike, so their metrics cannot be"
+                            " compared"], "arms": {}}
     control = experiment.control.name
     primary = experiment.primary
     higher = METRICS[primary].higher_is_better

@@ -59,26 +59,21 @@ def load_experiments(path: Path) -> list[Experiment]:
     return load_file(path)
 
 
-def _runnable(experiment: Experiment) -> bool:
-    """An arm's persona overrides need the narrator to apply them per session, which it cannot
-    yet: such an experiment is not run (its arms would not differ as designed)."""
-    changed = [a.name for a in experiment.arms if a.overrides]
-    if changed:
-        logger.error("experiment %s not run: arm(s) %s set persona overrides, which the narrator"
-                     " does not apply per session yet", experiment.name, ", ".join(changed))
-    return not changed
-
-
 class Experiments:
     """The running station's experiments: which persona a new session gets."""
 
     def __init__(self, store: Store, experiments: list[Experiment]) -> None:
         self.store = store
         store.migrate(MIGRATIONS)
-        self.experiments = [e for e in experiments if _runnable(e)]
+        self.experiments = list(experiments)
 
     def get(self, name: str) -> Experiment | None:
         return next((e for e in self.experiments if e.name == name), None)
+
+    def arm(self, experiment: str, arm: str) -> Arm | None:
+        """The arm ``arm`` of the running experiment ``experiment``; None outside any."""
+        found = self.get(experiment) if experiment else None
+        return found.arm(arm) if found is not None else None
 
     def enrolment(self, listener_id: str, territory: str | None = None,
                   now: datetime | None = None) -> tuple[Experiment, Arm] | None:

@@ -14,18 +14,24 @@ import math
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from dj.experiments.metrics import DEFAULT_MARGINS, METRICS, PRIMARY_DEFAULT
 
 logger = logging.getLogger(__name__)
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_.\-]{0,63}")
-#: arm settings that change how the persona talks (the narrator applies what it knows)
-OVERRIDES = ("talk_probability", "min_gap_s")
+#: the persona settings an arm may change (fields of ``dj.narrate.Persona``), with their ranges
+#: (those of a persona file's ``[talk]`` table)
+OVERRIDES: dict[str, tuple[float, float]] = {
+    "talk_probability": (0.0, 1.0),  # chance of speaking at a transition once the gap passed
+    "min_gap_s": (0.0, 86_400.0),  # never speaks again sooner than this
+}
+
+P = TypeVar("P")
 
 
 class ExperimentError(ValueError):
@@ -39,6 +45,12 @@ class Arm:
     weight: float = 1.0
     #: persona settings this arm changes, e.g. (("talk_probability", 0.3),)
     overrides: tuple[tuple[str, float], ...] = ()
+
+    def apply(self, persona: P) -> P:
+        """``persona`` as this arm's sessions hear it: a copy with the overrides replaced
+        (personas are frozen and shared by every session, so the loaded one never changes);
+        ``persona`` itself when the arm changes nothing."""
+        return replace(persona, **dict(self.overrides)) if self.overrides else persona
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +145,7 @@ def _arm(raw: Any, where: str) -> Arm:
         if key not in OVERRIDES:
             raise ExperimentError(f"{where}.overrides.{key}: unknown; known: "
                                   + ", ".join(OVERRIDES))
-    pairs = tuple(sorted((k, _number(v, f"{where}.overrides.{k}", 0.0))
+    pairs = tuple(sorted((k, _number(v, f"{where}.overrides.{k}", *OVERRIDES[k]))
                          for k, v in overrides.items()))
     return Arm(name, persona, weight, pairs)
 

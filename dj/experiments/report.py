@@ -43,18 +43,26 @@ def as_table(report: dict[str, Any]) -> str:
            f"  window {report['window']['start'] or 'open'} .. {report['window']['end'] or 'open'}"
            f", analysed until {report['window']['analysed_until']}"
            + (" (running)" if report["window"]["running"] else " (ended)"),
-           "  arms: " + ", ".join(f"{a['name']}={a['persona']} (weight {_f(a['weight'])})"
-                                   for a in report["arms"]) + f"; control {control}",
+           "  arms: " + ", ".join(
+               f"{a['name']}={a['persona']} (weight {_f(a['weight'])}"
+               + "".join(f", {k} = {_f(v)}" for k, v in a.get("overrides", {}).items()) + ")"
+               for a in report["arms"]) + f"; control {control}",
            ""]
-    flag = "!! SAMPLE RATIO MISMATCH !!" if srm["mismatch"] else "ok"
-    out.append(f"SRM check: {flag}  chi2={_f(srm['chi2'])} p={_f(srm['p'], 3)}"
-               f" (flagged below {srm['threshold']})")
-    out.append(f"{'arm':<14}{'seen':>8}{'exposed':>9}{'deviating':>11}{'analysed':>10}"
-               f"{'expected':>10}")
+    assigned = report["srm_assigned"]
+    for check in (assigned, srm):
+        flag = "!! SAMPLE RATIO MISMATCH !!" if check["mismatch"] else "ok"
+        out.append(f"SRM check ({check['population']}): {flag}  chi2={_f(check['chi2'])}"
+                   f" p={_f(check['p'], 3)} (flagged below {check['threshold']})")
+    out.append(f"{'arm':<14}{'seen':>8}{'deviating':>11}{'assigned':>10}{'expected':>10}"
+               f"{'exposed':>9}{'analysed':>10}{'expected':>10}{'exposed %':>11}")
     for a in arms:
         c = report["counts"][a]
-        out.append(f"{a:<14}{c['listeners_seen']:>8}{c['exposed']:>9}{c['deviations']:>11}"
-                   f"{c['analysed']:>10}{srm['expected'][a]:>10.1f}")
+        share = "-" if c["exposed_share"] is None else f"{100 * c['exposed_share']:.1f}"
+        out.append(f"{a:<14}{c['listeners_seen']:>8}{c['deviations']:>11}{c['assigned']:>10}"
+                   f"{assigned['expected'][a]:>10.1f}{c['exposed']:>9}{c['analysed']:>10}"
+                   f"{srm['expected'][a]:>10.1f}{share:>11}")
+    out.append("  (assigned: listeners who played in the experiment; exposed: who heard a DJ"
+               " line; analysed: exposed and not deviating; exposed %: analysed of assigned)")
     out.append("")
     out.append(f"metrics ({report['correction']}; intervals at"
                f" {100 * (1 - report['alpha_per_comparison']):.1f}%)")
@@ -155,7 +163,7 @@ def as_html(report: dict[str, Any]) -> str:
     e = html.escape
     arms = [a["name"] for a in report["arms"]]
     control = report["control"]
-    srm = report["srm"]
+    srm, assigned = report["srm"], report["srm_assigned"]
     d = report["decision"]
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8>",
@@ -164,19 +172,27 @@ def as_html(report: dict[str, Any]) -> str:
         f"<p>{e(report['description'])}</p>" if report["description"] else "",
         f"<p class='verdict {'ok' if d['ship'] else 'bad'}'>Decision: {e(d['verdict'])}</p><ul>",
         *(f"<li>{e(r)}</li>" for r in d["reasons"]), "</ul>",
-        f"<h2>Split</h2><p class='{'bad' if srm['mismatch'] else 'ok'}'>Sample-ratio check:"
-        f" {'MISMATCH' if srm['mismatch'] else 'ok'} (chi-square {_f(srm['chi2'])},"
-        f" p = {_f(srm['p'], 3)}; flagged below {srm['threshold']})</p>",
-        "<table><tr><th>arm</th><th>persona</th><th>seen</th><th>exposed</th><th>deviating</th>"
-        "<th>analysed</th><th>expected</th></tr>",
+        "<h2>Split</h2>",
+        *(f"<p class='{'bad' if c['mismatch'] else 'ok'}'>Sample-ratio check of the"
+          f" {c['population']} listeners: {'MISMATCH' if c['mismatch'] else 'ok'} (chi-square"
+          f" {_f(c['chi2'])}, p = {_f(c['p'], 3)}; flagged below {c['threshold']})</p>"
+          for c in (assigned, srm)),
+        "<table><tr><th>arm</th><th>persona</th><th>overrides</th><th>seen</th>"
+        "<th>deviating</th><th>assigned</th><th>expected</th><th>exposed</th><th>analysed</th>"
+        "<th>expected</th><th>exposed of assigned</th></tr>",
     ]
     for a in report["arms"]:
         c = report["counts"][a["name"]]
+        share = "-" if c["exposed_share"] is None else f"{100 * c['exposed_share']:.1f}%"
+        overrides = ", ".join(f"{k} = {_f(v)}" for k, v in a.get("overrides", {}).items())
         parts.append(f"<tr><td>{e(a['name'])}</td><td>{e(a['persona'])}</td>"
-                     f"<td>{c['listeners_seen']}</td><td>{c['exposed']}</td>"
-                     f"<td>{c['deviations']}</td><td>{c['analysed']}</td>"
-                     f"<td>{srm['expected'][a['name']]:.1f}</td></tr>")
-    parts.append("</table>")
+                     f"<td>{e(overrides)}</td><td>{c['listeners_seen']}</td>"
+                     f"<td>{c['deviations']}</td><td>{c['assigned']}</td>"
+                     f"<td>{assigned['expected'][a['name']]:.1f}</td><td>{c['exposed']}</td>"
+                     f"<td>{c['analysed']}</td><td>{srm['expected'][a['name']]:.1f}</td>"
+                     f"<td>{share}</td></tr>")
+    parts.append("</table><p>Assigned: listeners who played in the experiment; exposed: who"
+                 " heard a DJ line; analysed: exposed and not deviating.</p>")
     parts.append(f"<h2>Metrics</h2><p>{e(report['correction'])}; intervals at"
                  f" {100 * (1 - report['alpha_per_comparison']):.1f}%.</p>")
     parts.append("<table><tr><th>metric</th><th>arm</th><th>n</th><th>value</th><th>se</th>"

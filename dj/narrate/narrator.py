@@ -389,7 +389,7 @@ class Narrator:
             return None
 
     def _choose(self, ctx: NarrationContext) -> Utterance | None:
-        persona = self.persona(ctx.persona)
+        persona = ctx.session_persona or self.persona(ctx.persona)
         if ctx.prev is None and ctx.next is None:
             return None
         seed = (ctx.listener_id, ctx.prev.id if ctx.prev else "", ctx.next.id if ctx.next else "",

@@ -9,6 +9,7 @@ from datetime import datetime
 import numpy as np
 
 from dj.catalog.models import Track
+from dj.narrate.persona import Persona
 
 TEMPLATE_PREFIX = "template:"
 
@@ -23,6 +24,15 @@ class NarrationContext:
     next: Track | None  # the track about to start
     now: datetime  # the listener's local time if known; time_of_day is taken from its hour
     since_last_voice_s: float | None  # None: the DJ has not spoken in this session yet
+    #: the session's own copy of ``persona`` when it differs from the loaded one (an experiment
+    #: arm's overrides, such as its talk probability): the narrator decides with it. None: the
+    #: persona as loaded.
+    session_persona: Persona | None = None
+
+    def __post_init__(self) -> None:
+        if self.session_persona is not None and self.session_persona.name != self.persona:
+            raise ValueError(f"session persona {self.session_persona.name!r} is not"
+                             f" {self.persona!r}")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dj.catalog import Catalog, Listener, Track
 from dj.program.rules import PlayedTrack, RadioRules, pick_track
 
 if TYPE_CHECKING:
-    from dj.narrate import Narrator, Utterance
+    from dj.narrate import Narrator, Persona, Utterance
     from dj.recommend import LiveRecommender
 
 logger = logging.getLogger(__name__)
@@ -79,9 +79,13 @@ class Programme:
         seed: int | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_failure: Callable[[str], None] = lambda kind: None,
+        session_persona: Persona | None = None,
     ) -> None:
         self.listener = listener
         self.persona = persona
+        # this listener's copy of the persona when an experiment arm changes some of its
+        # settings (see NarrationContext.session_persona); None: the narrator's, as loaded
+        self.session_persona = session_persona
         self.catalog = catalog
         self.recommender = recommender
         self.narrator = narrator
@@ -157,11 +161,15 @@ class Programme:
         """Licensed tracks carrying the persona's seed tags: where a new station starts from."""
         if self.narrator is None:
             return []
-        tags = set(getattr(self.narrator.persona(self.persona), "seed_tags", ()))
+        tags = set(getattr(self._persona(), "seed_tags", ()))
         if not tags:
             return []
         tracks = (self.catalog.track(t) for t in sorted(playable))
         return [t.id for t in tracks if t is not None and tags & {x.lower() for x in t.tags}][:20]
+
+    def _persona(self) -> Persona:
+        assert self.narrator is not None
+        return self.session_persona or self.narrator.persona(self.persona)
 
     def _narrate(self, prev: Track | None, nxt: Track) -> tuple[Utterance | None, VoiceCue | None]:
         if self.narrator is None:
@@ -179,6 +187,7 @@ class Programme:
                 next=nxt,
                 now=self.clock(),
                 since_last_voice_s=since,
+                session_persona=self.session_persona,
             )
             utt = self.narrator.choose(ctx)
             if utt is None:
@@ -193,7 +202,7 @@ class Programme:
             )
             self.on_failure("narrator")
             return None, None
-        persona = self.narrator.persona(self.persona)
+        persona = self._persona()
         self._utterances[utt.key] = utt
         self._utterances.move_to_end(utt.key)
         while len(self._utterances) > UTTERANCES_KEPT:

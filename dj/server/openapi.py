@@ -390,10 +390,13 @@ _EXPERIMENT = _param("name", "path", {"type": "string",
                                       "pattern": f"^{EXPERIMENT_NAME.pattern}$"},
                      "the experiment's name (its file config/experiments/NAME.toml)")
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_SRM_CHECK: Schema = {"type": "object", "required": ["chi2", "p", "mismatch"],
+                     "properties": {"population": STRING, "chi2": _NUMBER_OR_NULL,
+                                    "p": _NUMBER_OR_NULL, "mismatch": {"type": "boolean"}}}
 _EXPERIMENT_REPORT: Schema = {
     "type": "object",
-    "required": ["experiment", "arms", "control", "counts", "srm", "primary", "metrics",
-                 "series", "decision"],
+    "required": ["experiment", "arms", "control", "counts", "srm", "srm_assigned", "primary",
+                 "metrics", "series", "decision"],
     "properties": {
         "experiment": STRING, "description": STRING, "control": STRING, "primary": STRING,
         "arms": {"type": "array", "items": {
@@ -401,12 +404,16 @@ _EXPERIMENT_REPORT: Schema = {
             "properties": {"name": STRING, "persona": STRING, "weight": {"type": "number"},
                            "overrides": {"type": "object"}}}},
         "counts": {"type": "object", "additionalProperties": {
-            "type": "object", "required": ["listeners_seen", "exposed", "analysed"],
-            "properties": {k: {"type": "integer", "minimum": 0} for k in (
-                "listeners_seen", "exposed", "deviations", "analysed")}}},
-        "srm": {"type": "object", "required": ["chi2", "p", "mismatch"],
-                "properties": {"chi2": _NUMBER_OR_NULL, "p": _NUMBER_OR_NULL,
-                               "mismatch": {"type": "boolean"}}},
+            "type": "object", "required": ["listeners_seen", "assigned", "exposed", "analysed",
+                                           "exposed_share"],
+            "properties": {
+                **{k: {"type": "integer", "minimum": 0} for k in (
+                    "listeners_seen", "assigned", "exposed", "deviations", "analysed")},
+                "exposed_share": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                                  "description": "analysed (exposed) of assigned listeners"},
+            }}},
+        "srm": _SRM_CHECK | {"description": "the split of the exposed (analysed) listeners"},
+        "srm_assigned": _SRM_CHECK | {"description": "the split of the assigned listeners"},
         "metrics": {"type": "object", "additionalProperties": {
             "type": "object", "required": ["arms", "comparisons"]}},
         "series": {"type": "array", "items": {"type": "object"}},

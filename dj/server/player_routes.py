@@ -31,7 +31,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from dj.catalog import Catalog, Track
+from dj.catalog import Catalog, Listener, Track
 from dj.catalog.artwork import generated_cover, stored_cover
 from dj.server.keys import ACCESS, STATION
 from dj.server.listener_access import STREAM_ROLES, stream_credential
@@ -85,18 +85,20 @@ async def listen(request: web.Request) -> web.Response:
 
 
 # -- who hosts --------------------------------------------------------------------------------
-async def _allowed(request: web.Request) -> str:
-    """The path's listener id, once the request may follow their stream (401/403 otherwise)."""
+async def _allowed(request: web.Request) -> Listener:
+    """The path's listener (their account, or an anonymous one in the operator's territory),
+    once the request may follow their stream (401/403 otherwise)."""
     listener_id = check_listener_id(request.match_info["listener"])
-    await asyncio.get_running_loop().run_in_executor(
+    return await asyncio.get_running_loop().run_in_executor(
         None, request.app[ACCESS].resolve, listener_id, stream_credential(request), STREAM_ROLES)
-    return listener_id
 
 
-def persona_choice(station: Station, listener_id: str) -> dict[str, Any]:
+def persona_choice(station: Station, listener: Listener) -> dict[str, Any]:
     """Who hosts a new session for the listener, and whether the player offers a choice: not to
-    a listener an experiment assigns (a choice would take them out of their arm)."""
-    persona, experiment, arm = station.persona_for(listener_id, None)
+    a listener an experiment assigns (a choice would take them out of their arm). Enrolment
+    depends on the listener's territory, as when their session opens."""
+    listener_id = listener.id
+    persona, experiment, arm = station.persona_for(listener_id, None, listener.territory)
     narrator = station.narrator
     personas = [] if narrator is None else [
         {"name": p.name, "description": getattr(p, "description", "")}
@@ -108,8 +110,8 @@ def persona_choice(station: Station, listener_id: str) -> dict[str, Any]:
 
 @routes.get("/api/listeners/{listener}/persona")
 async def persona(request: web.Request) -> web.Response:
-    listener_id = await _allowed(request)
-    return web.json_response(persona_choice(request.app[STATION], listener_id))
+    listener = await _allowed(request)
+    return web.json_response(persona_choice(request.app[STATION], listener))
 
 
 # -- what the listener hears, pushed ------------------------------------------------------------
@@ -132,12 +134,14 @@ def _track_brief(track: Track) -> dict[str, Any]:
             "album": track.album, "artwork": artwork_url(track.id)}
 
 
-def player_state(station: Station, listener_id: str) -> dict[str, Any]:
+def player_state(station: Station, listener_id: str,
+                 territory: str | None = None) -> dict[str, Any]:
     """What the listener hears now, as the player shows it (on the loop: reads live state).
-    Without a session: nothing playing, hosted by whoever would host a new one."""
+    Without a session: nothing playing, hosted by whoever would host a new one (in
+    ``territory``, the listener's)."""
     session = station.sessions.get(listener_id)
     if session is None or session.closed:
-        persona, experiment, arm = station.persona_for(listener_id, None)
+        persona, experiment, arm = station.persona_for(listener_id, None, territory)
         state: dict[str, Any] = {
             "listener": listener_id, "session": None, "persona": persona,
             "experiment": experiment, "arm": arm, "track": None, "play_id": None,
@@ -171,7 +175,8 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 @routes.get("/api/listeners/{listener}/events")
 async def events(request: web.Request) -> web.StreamResponse:
     station = request.app[STATION]
-    listener_id = await _allowed(request)
+    listener = await _allowed(request)
+    listener_id = listener.id
     if request.method == "HEAD":  # aiohttp routes HEAD here: the headers, and no stream
         return web.Response(content_type="text/event-stream", headers=SSE_HEADERS)
     try:
@@ -202,7 +207,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                     quiet_s = 0.0
                 continue
             quiet_s = 0.0
-            state = player_state(station, listener_id)
+            state = player_state(station, listener_id, listener.territory)
             track = state["track"]
             if track is not None:
                 if credits is None or credits[0] != track["id"]:

@@ -113,7 +113,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         if existing is not None and not existing.closed and persona in (None, existing.persona)
         else None
     )
-    shown = resumed.persona if resumed else station.persona_for(listener_id, persona)[0]
+    shown = resumed.persona if resumed else station.persona_for(
+        listener_id, persona, listener.territory)[0]
     headers = _headers(request, listener_id, shown, icy)
     if request.method == "HEAD":
         return web.Response(headers=headers)

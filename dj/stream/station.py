@@ -31,7 +31,7 @@ from dj.stream.stats import StationStats
 from dj.stream.watch import NowWatch
 
 if TYPE_CHECKING:
-    from dj.narrate import Narrator
+    from dj.narrate import Narrator, Persona
     from dj.recommend import LiveRecommender
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,15 @@ class Station:
             chosen = self.narrator.persona(None).name
         return chosen, experiment, arm
 
+    def session_persona(self, persona: str, experiment: str, arm: str) -> Persona | None:
+        """The copy of ``persona`` a session in ``arm`` of ``experiment`` talks with when the arm
+        overrides some of its settings (the loaded persona is shared by every session and never
+        changed); None when it talks as loaded."""
+        overriding = self.experiments.arm(experiment, arm)
+        if self.narrator is None or overriding is None or not overriding.overrides:
+            return None
+        return overriding.apply(self.narrator.persona(persona))
+
     def listener(self, listener_id: str) -> Listener:
         """The stored listener, or an anonymous one (never stored) in the operator's anonymous
         territory. Blocking. Who may act as whom is the server's to decide."""
@@ -174,6 +183,7 @@ class Station:
             rules=self.rules,
             crossfade_s=self.config.audio.crossfade_s,
             on_failure=self.count_failure,
+            session_persona=self.session_persona(chosen, experiment, arm),
         )
         narrator = self.narrator
         session = Session(
