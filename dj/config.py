@@ -81,6 +81,8 @@ class StreamConfig:
     path: str = "spliced"
     body_cache_mb: int = 256  # encoded track bodies held in memory (all listeners share them)
     window_cache_mb: int = 64  # rendered transition pieces shared by listeners who get the same
+    # rendered transitions kept on disk: shared by the serving processes and kept over restarts
+    window_disk_mb: int = 512
 
 
 @dataclass(frozen=True, slots=True)

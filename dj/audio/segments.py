@@ -182,7 +182,10 @@ def _fade_shape(a: Side, a_natural_end: int, b: Side, start: int, length: int, s
         return None
     x = np.linspace(0.0, 1.0, max(2, int(length / (0.01 * sr)) + 1))
     pos = x * length
-    out_db = level_at(a.tail, (a_natural_end - (start + pos)) / sr)
+    # from the window's own offsets only (integers), never the listener's absolute position:
+    # the same transition then has the same shape, to the bit, on every listener's timeline
+    # (and is rendered once for all of them)
+    out_db = level_at(a.tail, ((a_natural_end - start) - pos) / sr)
     in_db = level_at(b.head, pos / sr)
     entry = min(1.0, ENTRY_S * sr / length)
     return (pos, complementary_fade_in(x, out_db, in_db, entry))

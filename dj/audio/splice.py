@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 
 _silent_frame: bytes | None = None
 
+# the next transition is planned (and rendered, whole) at least this long before it is due:
+# slack for a busy machine, which renders it in the background meanwhile
+PLAN_AHEAD_S = 6.0
+
 
 def silent_frame(bitrate_kbps: int) -> bytes:
     """One encoded frame of silence (a frame from the middle of an encode: no start-up)."""
@@ -69,6 +73,13 @@ class _Next:
     audio: np.ndarray | None
 
 
+def _prepare(frames: WindowFrames) -> None:
+    try:
+        frames.prepare()
+    except Exception:  # it fails again when due, and is handled there
+        logger.debug("transition could not be rendered ahead", exc_info=True)
+
+
 class SplicedPlayer:
     def __init__(
         self,
@@ -79,6 +90,7 @@ class SplicedPlayer:
         *,
         block_frames: int,
         pieces: PieceCache | None = None,
+        ahead: Callable[[Callable[[], None]], object] | None = None,
         sample_rate: int = HOUSE_SAMPLE_RATE,
     ) -> None:
         self.config = config
@@ -89,6 +101,8 @@ class SplicedPlayer:
         self._voice_source = voice_source
         self._store = bodies
         self._pieces = pieces
+        # runs a window's render in the background; None: in the render call that plans it
+        self._submit = ahead
         self._ceiling = ceiling_db(config)
         self._frame = 0  # next listener frame to hand out
         self._body: Placement | None = None  # the track playing its body between windows
@@ -121,16 +135,27 @@ class SplicedPlayer:
     def cheap(self) -> bool:
         """True when the next block is body frames alone: nothing to fetch, plan, mix or
         encode, so it can be handed out without a trip to a render thread."""
-        if self._skip or self._cancelled or self._window is not None:
+        if self._skip or self._cancelled:
             return False
+        end = self._block_end()
+        wf = self._window
+        if wf is not None:  # a window rendered ahead (or by another listener): a copy too
+            w = wf.window
+            if self._frame >= w.end or not wf.rendered(self._frame, min(end, w.end)):
+                return False
+            if end <= w.end:
+                return True
+            return w.incoming is not None and self._body_only(w.incoming, end)
         deck = self._body
         if deck is None:
             return False
-        end = self._block_end()
         if self._upcoming is not None:
             return end <= self._upcoming[0].start
-        lead = self._lookahead(deck) + self.block_frames * FRAME
-        return deck.natural_end - end * FRAME > lead
+        return self._body_only(deck, end)
+
+    def _body_only(self, deck: Placement, end: int) -> bool:
+        """True when ``deck``'s body frames up to listener frame ``end`` need no planning."""
+        return deck.natural_end - end * FRAME > self._lookahead(deck) + self.block_frames * FRAME
 
     def skip(self, play_id: str | None = None) -> None:
         self._skip = play_id or True
@@ -247,7 +272,8 @@ class SplicedPlayer:
 
     def _lookahead(self, deck: Placement) -> int:
         outro = deck.side.outro_s if deck.side.outro_s > 0 else 2 * self.config.crossfade_s
-        return int(round(outro * self.sr)) + self.rules.attack + 3 * self.block_frames * FRAME
+        return (int(round(outro * self.sr)) + self.rules.attack
+                + max(3 * self.block_frames * FRAME, int(PLAN_AHEAD_S * self.sr)))
 
     def _plan_next(self, deck: Placement) -> None:
         if deck.natural_end - self._frame * FRAME > self._lookahead(deck):
@@ -258,15 +284,16 @@ class SplicedPlayer:
         window = plan_crossfade(deck, nxt.side, nxt.crossfade_s, nxt.voice, self.rules,
                                 not_before=self._frame, previous_voice_end=self._last_voice_end)
         self._upcoming = (window, nxt)
-        # its first piece is rendered now, seconds before it is due: a burst of transitions
-        # (many listeners who tuned in together) then never holds up a stream
+        # rendered whole now, seconds before it is due (in the background when there is a
+        # pool for it): a burst of transitions (many listeners who tuned in together) then
+        # never holds up a stream, and the shared cache gives the same one to everyone
         frames = self._frames(window, window.start, {nxt.side.key: nxt.body},
                               {nxt.voice.key: nxt.audio} if nxt.voice and nxt.audio is not None
-                              else {})
-        try:
-            frames.prepare()
-        except Exception:  # it fails again when due, and is handled there
-            logger.debug("transition could not be rendered ahead", exc_info=True)
+                              else {}, whole=True)
+        if self._submit is None:
+            _prepare(frames)
+        else:
+            self._submit(lambda: _prepare(frames))
         self._ready = frames
 
     def _recheck_voice(self, window: Window, nxt: _Next, deck: Placement) -> Window:
@@ -310,12 +337,12 @@ class SplicedPlayer:
         return (head, self.block_frames - head) if self.block_frames > head else (head,)
 
     def _frames(self, window: Window, first: int, bodies=None, voices=None,
-                lead: tuple[int, ...] = ()) -> WindowFrames:
+                lead: tuple[int, ...] = (), whole: bool = False) -> WindowFrames:
         return WindowFrames(
             window, first, {**self._in_play, **(bodies or {})},
             {**self._voices, **(voices or {})}, edge=self.rules.edge, ceiling_db=self._ceiling,
             bitrate_kbps=self.config.bitrate_kbps, sample_rate=self.sr, cache=self._pieces,
-            lead=lead,
+            lead=lead, whole=whole,
         )
 
     def _window_failed(self, exc: Exception) -> None:

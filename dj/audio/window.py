@@ -24,6 +24,7 @@ from dj.audio.encode import FRAME_SAMPLES as FRAME
 from dj.audio.encode import encode_frames
 from dj.audio.mastering import limit_window
 from dj.audio.segments import POST_ROLL, PRE_ROLL, Window
+from dj.audio.window_disk import WindowDisk
 from dj.config import HOUSE_SAMPLE_RATE
 
 
@@ -86,13 +87,40 @@ def _shape_id(shape) -> bytes:
     return b"" if shape is None else hashlib.sha1(np.asarray(shape[1]).tobytes()).digest()
 
 
-def signature(window: Window, first: int, bodies: Mapping[str, Body]) -> tuple:
+_curve_ids: dict[int, tuple[np.ndarray, bytes]] = {}  # id(curve) -> (curve, its digest)
+CURVE_IDS_KEPT = 1024
+
+
+def _body_id(body: Body) -> tuple:
+    """What of a body decides its samples: its file, where it is cut, and its mastering curve
+    (a body made again under other settings is other audio). A curve is hashed once."""
+    known = _curve_ids.get(id(body.curve))
+    if known is None or known[0] is not body.curve:
+        if len(_curve_ids) >= CURVE_IDS_KEPT:
+            _curve_ids.clear()
+        known = _curve_ids[id(body.curve)] = (
+            body.curve, hashlib.sha1(np.ascontiguousarray(body.curve).tobytes()).digest())
+    return (body.path.name, body.in_frame, body.usable, known[1])
+
+
+def _fade_in_id(deck, rendered_from: int, edge: int) -> tuple:
+    """A deck's fade-in as far as it decides the audio from listener sample ``rendered_from``
+    on: nothing once it is over (the track playing out of a crossfade sounds the same however
+    it came in)."""
+    if deck.origin + (deck.fade_in or edge) <= rendered_from:
+        return ()
+    return (deck.fade_in, _shape_id(deck.shape))
+
+
+def signature(window: Window, first: int, bodies: Mapping[str, Body], edge: int) -> tuple:
     """Everything that decides a window's audio from listener frame ``first`` on, relative to
     it: two listeners whose windows have the same signature get the same frames."""
     base = first * FRAME
+    # the first sample any piece of it mixes (see piece_pcm)
+    rendered_from = (first - PRE_ROLL - LIMIT_CONTEXT) * FRAME
     decks = tuple(
-        (d.side.key, bodies[d.side.key].usable, bodies[d.side.key].in_frame, d.origin - base,
-         d.fade_in, _shape_id(d.shape), tuple((s - base, n) for s, n in d.fade_outs))
+        (d.side.key, _body_id(bodies[d.side.key]), d.origin - base,
+         _fade_in_id(d, rendered_from, edge), tuple((s - base, n) for s, n in d.fade_outs))
         for d in window.decks
     )
     voices = tuple((v.key, v.start - base, v.length, v.duck_db) for v in window.voices)
@@ -105,8 +133,9 @@ class PieceCache:
     """Rendered window pieces shared by every listener (a popular transition is rendered once),
     up to ``max_bytes``, least recently used first out. Thread-safe."""
 
-    def __init__(self, max_bytes: int) -> None:
+    def __init__(self, max_bytes: int, disk: WindowDisk | None = None) -> None:
         self.max_bytes = max_bytes
+        self.disk = disk  # what other serving processes rendered, and earlier runs
         self._items: OrderedDict[tuple, tuple[bytes, np.ndarray]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
@@ -143,14 +172,29 @@ class PieceCache:
                     return got
             return make()  # that render failed (or was too big to keep)
         try:
-            got = make()
-            self.misses += 1
+            got = self.disk.load(key) if self.disk is not None else None
+            if got is None:
+                got = make()
+                self.misses += 1
+                if self.disk is not None:
+                    self.disk.save(key, got[0])
+            else:
+                self.hits += 1
             self._put(key, got)
             return got
         finally:
             with self._lock:
                 self._inflight.pop(key, None)
             waiter.set()
+
+    def peek(self, key: tuple) -> tuple[bytes, np.ndarray] | None:
+        """The piece under ``key`` if it is made; never renders nor waits."""
+        with self._lock:
+            got = self._items.get(key)
+            if got is not None:
+                self._items.move_to_end(key)
+                self.hits += 1
+            return got
 
     def _put(self, key: tuple, value: tuple[bytes, np.ndarray]) -> None:
         size = len(value[0]) + value[1].nbytes
@@ -213,7 +257,9 @@ class WindowFrames:
     """A window's frames from listener frame ``first`` to its end, rendered a piece at a time
     when first asked for (or taken from the shared cache). The pieces are ``lead`` (frames
     each, in order), then :data:`PIECE_FRAMES` each: a stream's opening leads with short
-    pieces so its first frames are out before a whole piece could be rendered."""
+    pieces so its first frames are out before a whole piece could be rendered. A window
+    rendered ahead of need (``whole``) is one piece: nothing waits on it, and the limiter's
+    context and the encoder's pre- and post-roll are then paid once, not once a piece."""
 
     def __init__(
         self,
@@ -228,23 +274,31 @@ class WindowFrames:
         sample_rate: int = HOUSE_SAMPLE_RATE,
         cache: PieceCache | None = None,
         lead: tuple[int, ...] = (),
+        whole: bool = False,
     ) -> None:
         if any(n <= 0 for n in lead):
             raise ValueError(f"lead pieces must hold frames: {lead}")
+        if whole and lead:
+            raise ValueError("a window rendered whole has no lead pieces")
         self.window = window
         self.first = first
         self.lead = lead
+        self.whole = whole
         keys = {d.side.key for d in window.decks}
         self._bodies = {k: bodies[k] for k in keys}
         self._voices = {v.key: voices[v.key] for v in window.voices if v.key in voices}
         self._args = dict(edge=edge, ceiling_db=ceiling_db, bitrate_kbps=bitrate_kbps,
                           sample_rate=sample_rate)
+        self._settings = (edge, float(ceiling_db), bitrate_kbps, sample_rate)
         self._cache = cache
-        self._signature = signature(window, first, self._bodies) if cache is not None else ()
+        self._signature = (signature(window, first, self._bodies, edge) if cache is not None
+                           else ())
         self._pieces: dict[int, tuple[bytes, np.ndarray]] = {}
 
     def piece(self, at: int) -> tuple[int, int]:
         """Listener frames ``[lo, hi)`` of the piece that holds frame ``at``."""
+        if self.whole:
+            return self.first, self.window.end
         lo = self.first
         for n in self.lead:
             if at < lo + n:
@@ -252,6 +306,11 @@ class WindowFrames:
             lo += n
         lo += (at - lo) // PIECE_FRAMES * PIECE_FRAMES
         return lo, min(self.window.end, lo + PIECE_FRAMES)
+
+    def _key(self, lo: int, hi: int) -> tuple:
+        # the piece's place relative to ``first`` is in the key: the same window cut into
+        # other pieces (an opening's short lead) is other frames
+        return (self._signature, lo - self.first, hi - self.first, self._settings)
 
     def _piece(self, lo: int, hi: int) -> tuple[bytes, np.ndarray]:
         got = self._pieces.get(lo)
@@ -261,12 +320,25 @@ class WindowFrames:
         def make() -> tuple[bytes, np.ndarray]:
             return render_frames(self.window, lo, hi, self._bodies, self._voices, **self._args)
 
-        # the piece's place relative to ``first`` is in the key: the same window cut into
-        # other pieces (an opening's short lead) is other frames
-        key = (self._signature, lo - self.first, hi - self.first)
+        key = self._key(lo, hi)
         got = make() if self._cache is None else self._cache.fetch(key, make)
         self._pieces = {lo: got}  # only the piece being handed out is kept here
         return got
+
+    def rendered(self, lo: int, hi: int) -> bool:
+        """True when frames ``[lo, hi)`` lie in one piece that is already made (here or in the
+        shared cache): handing them out is a copy. The piece is then held here, so a cache
+        eviction meanwhile cannot turn that copy into a render."""
+        base, end = self.piece(lo)
+        if hi > end:
+            return False
+        if base in self._pieces:
+            return True
+        got = None if self._cache is None else self._cache.peek(self._key(base, end))
+        if got is None:
+            return False
+        self._pieces = {base: got}
+        return True
 
     def prepare(self) -> None:
         """Render the first piece now (ahead of need, while the body before it plays)."""

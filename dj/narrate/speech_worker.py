@@ -20,6 +20,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
+from dj.threads import name_os_thread
+
 logger = logging.getLogger(__name__)
 
 MAX_PENDING = 64
@@ -111,7 +113,7 @@ class SpeechWorker:
 
     def _run(self) -> None:
         self._lower_priority()
-        _name_os_thread(b"dj-speech")
+        name_os_thread("dj-speech")
         while True:
             with self._cond:
                 while not self._queue and not self._closed:
@@ -134,14 +136,3 @@ class SpeechWorker:
                     self._busy -= 1
                     self._pending.pop(key, None)
                     self._cond.notify_all()
-
-
-def _name_os_thread(name: bytes) -> None:
-    """Name the calling thread for the OS (``top -H``, ``/proc/PID/task/TID/comm``), so its CPU
-    can be told apart from the stream's (bench/listeners.py reports it separately)."""
-    try:
-        import ctypes
-
-        ctypes.CDLL(None).prctl(15, name[:15], 0, 0, 0)  # PR_SET_NAME
-    except (OSError, AttributeError) as exc:
-        logger.debug("speech thread keeps its OS name: %s", exc)

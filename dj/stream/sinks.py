@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dj.ledger.log import NODE, QUALIFYING_PLAY_S, Event, ended, heard, now_iso, qualified
 from dj.stream.session import OpenPlay, Session
+from dj.threads import named_pool
 
 if TYPE_CHECKING:
     from dj.catalog import Catalog
@@ -28,7 +28,7 @@ class Writer:
     recommender's completions)."""
 
     def __init__(self, on_failure: Callable[[str], None]) -> None:
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="dj-learn")
+        self.pool = named_pool(1, "dj-learn")
         self._failure = on_failure
 
     def submit(self, fn: Callable[..., Any], *args: Any, failure: str = "recommender",

@@ -3,12 +3,12 @@ session is opened and released, and the failure counters."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from dj.audio.bodies import BodyStore
@@ -16,6 +16,7 @@ from dj.audio.encode import FRAME_SAMPLES
 from dj.audio.source import FullSource, Source
 from dj.audio.splice import SplicedPlayer
 from dj.audio.window import PieceCache
+from dj.audio.window_disk import WindowDisk
 from dj.catalog import Catalog, Listener
 from dj.config import HOUSE_SAMPLE_RATE, Config
 from dj.experiments import Experiments
@@ -29,6 +30,7 @@ from dj.stream.session import Chunk, Session
 from dj.stream.sinks import LedgerPlays, NarratorAirings, Writer
 from dj.stream.stats import StationStats
 from dj.stream.watch import NowWatch
+from dj.threads import named_pool
 
 if TYPE_CHECKING:
     from dj.narrate import Narrator, Persona
@@ -40,6 +42,7 @@ LISTENER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 PREPARE_WORKERS = 4  # threads preparing sessions' next items (each programme has its own lock)
+AHEAD_WORKERS = 2  # threads rendering transitions seconds before they are due
 
 
 class BadRequest(ValueError):
@@ -78,20 +81,26 @@ class Station:
         self.stats = StationStats()  # read by /metrics and /healthz
         if hasattr(recommender, "on_latency"):
             recommender.on_latency = self.stats.recommend_seconds.observe
-        self.render_pool = ThreadPoolExecutor(render_workers, thread_name_prefix="dj-render")
+        self.render_pool = named_pool(render_workers, "dj-render")
         # picks and speech for the next item: never in the render pool's way. Several threads:
         # listeners who tuned in together reach their transitions together, and one thread
         # preparing every session's next item in turn left some renderers waiting on it
-        self.prepare_pool = ThreadPoolExecutor(PREPARE_WORKERS, thread_name_prefix="dj-prepare")
+        self.prepare_pool = named_pool(PREPARE_WORKERS, "dj-prepare")
         self.writer = Writer(self.count_failure)
         self.ledger_writer = EventWriter(ledger, self.count_failure)
         self.watch = NowWatch()  # players waiting for what a listener hears to change
         self.sessions = SessionRegistry(config.stream.resume_window_s,
                                         on_change=self.watch.notify)
         self.bodies = BodyStore.for_config(config)
-        self.pieces = PieceCache(config.stream.window_cache_mb << 20)
+        self.pieces = PieceCache(
+            config.stream.window_cache_mb << 20,
+            WindowDisk(config.cache_dir / "windows", config.stream.window_disk_mb << 20),
+        )
+        # transitions planned ahead are rendered here, so the render pool is free for what a
+        # stream needs now (a skip, an opening)
+        self.ahead_pool = named_pool(AHEAD_WORKERS, "dj-ahead")
         # bodies are made one at a time, out of the render pool's and the prepare pool's way
-        self.body_pool = ThreadPoolExecutor(1, thread_name_prefix="dj-bodies")
+        self.body_pool = named_pool(1, "dj-bodies")
         self._closing = threading.Event()
         self.events = HeardEvents(
             catalog_track=catalog.track,
@@ -114,12 +123,18 @@ class Station:
         if self.config.stream.path == "spliced":
             frames = max(1, round(audio.block_s * HOUSE_SAMPLE_RATE / FRAME_SAMPLES))
             return SplicedPlayer(audio, next_item, voice_source, self.bodies, block_frames=frames,
-                                 pieces=self.pieces)
+                                 pieces=self.pieces, ahead=self._render_ahead)
         return FullSource(
             audio, next_item, voice_source,
             block_frames=int(audio.block_s * HOUSE_SAMPLE_RATE),
             encoder=failed.encoder if isinstance(failed, FullSource) else None,
         )
+
+    def _render_ahead(self, job: Callable[[], None]) -> None:
+        if self._closing.is_set():
+            return  # the window is rendered when due, if the stream lasts that long
+        with contextlib.suppress(RuntimeError):  # shut down meanwhile
+            self.ahead_pool.submit(job)
 
     def flush_writes(self) -> None:
         """Wait until every event heard so far is in the ledger and every completion learnt
@@ -307,6 +322,9 @@ class Station:
         self._closing.set()
         self.render_pool.shutdown(wait=True, cancel_futures=True)
         self.prepare_pool.shutdown(wait=True, cancel_futures=True)
+        # the renders running finish (a fraction of a second): a thread still encoding as
+        # the interpreter exits aborts the process
+        self.ahead_pool.shutdown(wait=True, cancel_futures=True)
         # a body being made is not waited for: it is made again at the next start
         self.body_pool.shutdown(wait=False, cancel_futures=True)
         self.writer.shutdown()
