@@ -153,10 +153,8 @@ class PieceCache:
         """The piece under ``key``, made by ``make`` if nobody has it; listeners who need a
         piece that another is rendering wait for that render instead of repeating it."""
         with self._lock:
-            got = self._items.get(key)
+            got = self._held(key)
             if got is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
                 return got
             waiter = self._inflight.get(key)
             mine = waiter is None
@@ -190,11 +188,15 @@ class PieceCache:
     def peek(self, key: tuple) -> tuple[bytes, np.ndarray] | None:
         """The piece under ``key`` if it is made; never renders nor waits."""
         with self._lock:
-            got = self._items.get(key)
-            if got is not None:
-                self._items.move_to_end(key)
-                self.hits += 1
-            return got
+            return self._held(key)
+
+    def _held(self, key: tuple) -> tuple[bytes, np.ndarray] | None:
+        """The piece under ``key`` in memory, now the most recently used (hold the lock)."""
+        got = self._items.get(key)
+        if got is not None:
+            self._items.move_to_end(key)
+            self.hits += 1
+        return got
 
     def _put(self, key: tuple, value: tuple[bytes, np.ndarray]) -> None:
         size = len(value[0]) + value[1].nbytes

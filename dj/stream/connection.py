@@ -86,11 +86,8 @@ class Connection:
             self._framer.set_title(self.session.now.title)
 
     def _listening(self, now: float) -> bool:
-        """Read the ear; False (and the connection ends) once the client has stalled. An ear
-        read moments ago (before this block was sent) is not read again: with a thousand
-        streams that second reading a block was a sixth of the loop's time."""
-        if now - self._ticked_at >= MIN_TICK_S:
-            self._tick(now)
+        """Read the ear; False (and the connection ends) once the client has stalled."""
+        self._tick(now)
         if self.ear.stalled(now, self._stall_s):
             self.ended = "stalled"
             return False
@@ -145,10 +142,14 @@ class Connection:
         time, reading the ear meanwhile. False when the connection should end. (Sending slower
         to shrink a player's own start-up buffer makes Chromium stop and rebuffer.)"""
         loop = asyncio.get_running_loop()
+        # an ear read moments ago, as the previous block was released, is not read again: with
+        # a thousand streams that second reading a block was a sixth of the loop's time
+        fresh = loop.time() - self._ticked_at < MIN_TICK_S
         while self._owned():
             now = loop.time()
-            if not self._listening(now):
+            if not fresh and not self._listening(now):
                 return False
+            fresh = False
             ahead = self.ear.sent_s - (self.ear.start_s + self.ear.elapsed(now))
             if self.ear.t_first is None or ahead + duration_s <= self._burst_s:
                 return True
