@@ -361,6 +361,13 @@ def ensure_catalog(data_dir: Path) -> None:
     config = load_config(data_dir=data_dir)
     catalog = Catalog(Store(config.db_path), config.media_dir)
     print(build_demo(config, catalog, progress=True).describe(), flush=True)
+    # and, as `dj demo` does before it serves, every track's body for the spliced path: a
+    # station started without them makes them while its first listeners wait
+    from dj.audio.bodies import BodyStore
+    from dj.program.programme import track_cue
+
+    print("making the track bodies", flush=True)
+    BodyStore.for_config(config).warm_all([track_cue(t) for t in catalog.tracks()])
 
 
 class Server:
