@@ -276,3 +276,47 @@ def test_the_full_render_is_still_there_as_the_fallback(demo_station):
     assert decoded.returncode == 0, decoded.stderr
     assert decoded.pcm.shape[1] >= 19 * SR
     station.release(session)
+
+
+def _together(*calls) -> None:
+    """Runs each call in a thread of its own, all released at once."""
+    import threading
+
+    start = threading.Barrier(len(calls))
+
+    def run(call) -> None:
+        start.wait()
+        call()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def test_serving_processes_sharing_a_cache_dir_make_a_body_once(demo_config, tmp_path):
+    # two stores on one directory stand for two serving processes: the lock is on the file
+    cue = _house_file(tmp_path, [(40.0, 0.3)])
+    stores = [BodyStore(tmp_path / "bodies", demo_config.audio, 64 << 20) for _ in range(2)]
+    got: list = [None, None]
+
+    def fetch(i: int):
+        return lambda: got.__setitem__(i, stores[i].get(cue))
+
+    _together(fetch(0), fetch(1))
+    assert sorted((s.built, s.loaded) for s in stores) == [(0, 1), (1, 0)]
+    assert got[0].data == got[1].data
+
+
+def test_processes_warming_one_catalog_share_the_making(demo_config, tmp_path):
+    import dataclasses
+
+    tone = _house_file(tmp_path, [(20.0, 0.3)])
+    cues = [dataclasses.replace(tone, key=f"tone-{i}") for i in range(4)]
+    stores = [BodyStore(tmp_path / "bodies", demo_config.audio, 64 << 20) for _ in range(2)]
+    failed: list[int] = []
+    _together(*(lambda s=s: failed.append(s.warm_all(cues)) for s in stores))
+    assert failed == [0, 0]
+    assert sum(s.built for s in stores) == len(cues)  # each body made once
+    assert all(s.built + s.loaded == len(cues) == len(s) for s in stores)

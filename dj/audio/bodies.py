@@ -13,12 +13,14 @@ dir, and held in memory up to a byte bound, least recently used first out.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -189,6 +191,13 @@ class BodyStore:
 
     def get(self, cue: TrackCue) -> Body:
         """The body of ``cue``'s track (blocking when it has to be read or built)."""
+        body = self._get(cue, wait=True)
+        assert body is not None
+        return body
+
+    def _get(self, cue: TrackCue, *, wait: bool) -> Body | None:
+        """As :meth:`get`; with ``wait`` False, None at once when another serving process is
+        making this body."""
         digest = _digest(cue, self.config)
         body = self._cached(cue.key, digest)
         if body is not None:
@@ -200,13 +209,48 @@ class BodyStore:
             if body is None:
                 body = self._load(cue.key, digest)
                 if body is None:
-                    body = build_body(cue, self.config)
-                    self.built += 1
-                    self._save(body, digest)
+                    body = self._make(cue, digest, wait)
+                    if body is None:
+                        return None
                 else:
                     self.loaded += 1
                 self._remember(cue.key, digest, body)
         return body
+
+    def _make(self, cue: TrackCue, digest: str, wait: bool) -> Body | None:
+        with self._disk_lock(cue.key, digest, wait) as held:
+            if not held:
+                return None
+            body = self._load(cue.key, digest)  # made by another process while this one waited
+            if body is not None:
+                self.loaded += 1
+                return body
+            body = build_body(cue, self.config)
+            self.built += 1
+            self._save(body, digest)
+            return body
+
+    @contextlib.contextmanager
+    def _disk_lock(self, key: str, digest: str, wait: bool) -> Iterator[bool]:
+        """Held while a body is made, so that serving processes sharing the cache dir make
+        each body once, not once each. Yields False when ``wait`` is False and another
+        process holds it; True, unlocked, where no lock file can be made."""
+        path = self._paths(key, digest)[0].with_suffix(".lock")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            yield True
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                yield False
+                return
+            yield True
+        finally:
+            os.close(fd)  # releases the lock
 
     def warm_all(
         self,
@@ -216,18 +260,25 @@ class BodyStore:
         progress: Callable[[int, int], None] | None = None,
     ) -> int:
         """Build (or load) every body in ``cues``, one after another; returns how many failed.
-        A track that cannot be made is logged; the player passes over it when it comes up."""
-        failed = 0
-        for i, cue in enumerate(cues):
-            if stop is not None and stop.is_set():
-                break
-            try:
-                self.get(cue)
-            except Exception as exc:
-                failed += 1
-                logger.warning("no body for %s: %s", cue.key, exc)
-            if progress is not None:
-                progress(i + 1, len(cues))
+        A track that cannot be made is logged; the player passes over it when it comes up.
+        Bodies another serving process is making are passed over and fetched at the end, so
+        processes warming the same catalog make different bodies at the same time."""
+        failed = done = 0
+        later: list[TrackCue] = []
+        for wait, batch in ((False, cues), (True, later)):
+            for cue in batch:
+                if stop is not None and stop.is_set():
+                    return failed
+                try:
+                    if self._get(cue, wait=wait) is None:
+                        later.append(cue)
+                        continue
+                except Exception as exc:
+                    failed += 1
+                    logger.warning("no body for %s: %s", cue.key, exc)
+                done += 1
+                if progress is not None:
+                    progress(done, len(cues))
         return failed
 
     def _cached(self, key: str, digest: str) -> Body | None:
