@@ -269,3 +269,60 @@ async def test_vlc_plays_the_stream_with_titles(paced, demo_station):
     demo_station.flush_writes()
     plays = demo_station.ledger.plays(listener)
     assert plays and len({p.session_id for p in plays}) == 1
+
+
+async def test_a_control_acts_on_what_was_heard_by_the_time_it_came(
+    fast, demo_station, monkeypatch
+):
+    """A connection reads its listener's ear as it writes. When it then waits (here: for a
+    render held back), what the client reads meanwhile is heard all the same, and a like sent
+    after it acts at that position, not at the last reading."""
+    import threading
+
+    from dj.stream.session import Session
+
+    listener = "control-after-reading"
+    monkeypatch.setattr(demo_station.experiments, "experiments", [])
+    # every block through the render pool, and the third one held back until released
+    monkeypatch.setattr(Session, "cheap", property(lambda self: False))
+    held, release = threading.Event(), threading.Event()
+    render = Session.render_next
+    calls = 0
+
+    def render_next(self):
+        nonlocal calls
+        if self.listener.id == listener:
+            calls += 1
+            if calls == 3:
+                held.set()
+                release.wait(30)
+        return render(self)
+
+    monkeypatch.setattr(Session, "render_next", render_next)
+    loop = asyncio.get_running_loop()
+    # a small receive buffer, full by the time the render is held: the client's reading then
+    # reopens its window, which is what the server sees of it
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", fast.port))
+    try:
+        sock.sendall(f"GET /stream/{listener}.mp3 HTTP/1.0\r\n\r\n".encode())
+        assert await loop.run_in_executor(None, held.wait, 30)
+        session = demo_station.sessions.live(listener)
+        assert session is not None
+        before = session.heard_s
+        got = await loop.run_in_executor(None, sock.recv, 1 << 16)
+        assert len(got) > 4000
+        async with (
+            aiohttp.ClientSession() as client,
+            client.post(url(fast, f"/api/listeners/{listener}/like")) as r,
+        ):
+            assert r.status == 200, await r.text()
+            liked = (await r.json())["liked"]
+        # the like read the ear: what the client took while the server waited is heard (as
+        # far as its reopened window shows it: 2 KiB, 0.128 s, here; 0 without the reading)
+        assert session.heard_s - before > 0.05
+        assert liked == session.now.track.id
+    finally:
+        release.set()
+        sock.close()

@@ -241,9 +241,8 @@ def create_app(
         # every stream ends cleanly; one still stuck after a moment (a client that reads
         # nothing cannot take even the end of the body) is cancelled, not waited for
         for session in station.sessions:
-            stop = getattr(session.owner, "stop", None)
-            if stop is not None:
-                stop()
+            if session.owner is not None:
+                session.owner.stop()
         if app[CONNECTIONS]:
             await asyncio.wait(list(app[CONNECTIONS]), timeout=STOP_GRACE_S)
         for task in list(app[CONNECTIONS]):

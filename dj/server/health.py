@@ -58,7 +58,7 @@ def audio_state(station: Station, now: float) -> tuple[dict[str, Any], list[str]
         if conn is None:
             continue
         streaming += 1
-        since = getattr(conn, "waiting_since", None)
+        since = conn.waiting_since
         if since is not None and now - since > lag_s:
             waiting += 1
     stats = station.stats

@@ -74,6 +74,15 @@ class Connection:
         if not self.ended:
             self.ended = "server stopping"
 
+    def hear_now(self) -> None:
+        """Read the ear at once (on the loop), for a control that acts on what is heard."""
+        if self.ended or not self._owned():
+            return
+        try:
+            self._tick(asyncio.get_running_loop().time())
+        except Exception:  # the socket went meanwhile: the last reading stands
+            logger.debug("ear reading for a control failed", exc_info=True)
+
     def _tick(self, now: float) -> None:
         """Read the ear and fire what it reached."""
         self._ticked_at = now

@@ -31,6 +31,7 @@ class Controls:
         session = self.station.sessions.live(listener_id)
         if session is None:
             return None
+        session.hear_now()
         track = session.skip()
         if track is not None:
             await self._learn(listener_id, track, "skip", session.programme.skipped)
@@ -40,9 +41,12 @@ class Controls:
         if kind not in FEEDBACK_KINDS:
             raise ValueError(f"unknown feedback kind {kind!r}")
         session = self.station.sessions.live(listener_id)
-        if session is None or session.now.track is None:
+        if session is None:
             return None
+        session.hear_now()
         track = session.now.track
+        if track is None:
+            return None
         programme = session.programme
         await self._learn(listener_id, track, kind,
                           programme.liked if kind == "like" else programme.skipped)

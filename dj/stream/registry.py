@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from dj.stream.session import Session
+from dj.stream.session import Owner, Session
 
 NOTHING_HEARD_S = 0.5  # a session heard less than this has nothing to resume
 
@@ -30,7 +30,7 @@ class SessionRegistry:
         s = self._sessions.get(listener_id)
         return s if s is not None and s.owner is not None else None
 
-    def attach(self, session: Session, owner: object) -> Session | None:
+    def attach(self, session: Session, owner: Owner) -> Session | None:
         """``owner`` streams ``session`` from now on; returns a different session this one
         replaced (to release), if any."""
         old = self._sessions.get(session.listener.id)
@@ -39,7 +39,7 @@ class SessionRegistry:
         self._on_change(session.listener.id)
         return old if old is not None and old is not session else None
 
-    def detach(self, session: Session, owner: object, now: float) -> bool:
+    def detach(self, session: Session, owner: Owner, now: float) -> bool:
         """The connection ``owner`` ended. True when the session is to be released now."""
         if session.owner is not owner:
             return False  # taken over by another connection, or already detached

@@ -18,7 +18,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from dj.audio.plan import Item, Marker
 from dj.audio.source import Source
@@ -38,6 +38,16 @@ SourceFactory = Callable[[Callable[[], Item | None], Callable[[str], object], So
 REPLAY_MAX_S = 30.0  # sent audio kept for a resume; more than any client's buffer
 SERVED_KEPT = 8  # voice lines served and not yet aired: one on air and one queued, at most a few
 HISTORY_KEPT = 20  # tracks heard, for the player
+
+
+class Owner(Protocol):
+    """The connection streaming a session (dj.stream.connection), as the session sees it."""
+
+    waiting_since: float | None  # loop time since which it has waited for the renderer
+
+    def hear_now(self) -> None: ...
+
+    def stop(self) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +136,7 @@ class Session:
         self.skipped_plays: set[str] = set()
         self.voice_heard: dict[str, str] = {}  # voice key -> airing id, once its start is heard
         self.held: list[Marker] = []  # credits heard on a connection not yet confirmed
-        self.owner: object | None = None  # the connection streaming it now
+        self.owner: Owner | None = None  # the connection streaming it now
         self.left_at: float | None = None  # loop time the last connection ended
         self._next_seq = 0
         self._replay: deque[Chunk] = deque()
@@ -245,6 +255,12 @@ class Session:
         return self.rendered_s - self.heard_s
 
     # -- control ------------------------------------------------------------------------
+    def hear_now(self) -> None:
+        """Bring what the listener hears up to this moment (on the loop): a control acts on
+        that, and a connection reads its ear only as it writes, which can be a block ago."""
+        if self.owner is not None:
+            self.owner.hear_now()
+
     def skip(self) -> Track | None:
         """Skip what the listener hears. The renderer fades out only if it is still in that
         play; if it has moved on already, the listener is about to hear the next track."""
