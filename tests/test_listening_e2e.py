@@ -271,18 +271,17 @@ async def test_vlc_plays_the_stream_with_titles(paced, demo_station):
     assert plays and len({p.session_id for p in plays}) == 1
 
 
-async def test_a_control_acts_on_what_was_heard_by_the_time_it_came(
-    fast, demo_station, monkeypatch
-):
-    """A connection reads its listener's ear as it writes. When it then waits (here: for a
-    render held back), what the client reads meanwhile is heard all the same, and a like sent
-    after it acts at that position, not at the last reading."""
+@contextlib.asynccontextmanager
+async def _render_held(server, station, monkeypatch, listener: str):
+    """A raw client of ``listener``'s unpaced stream that has read nothing while the server
+    wrote its first blocks, and the server waiting on the third block's render, held back until
+    the context ends. Yields (socket, session). The client's receive buffer is small, so it is
+    full by then: reading reopens its window, which is what the server sees of the reading."""
     import threading
 
     from dj.stream.session import Session
 
-    listener = "control-after-reading"
-    monkeypatch.setattr(demo_station.experiments, "experiments", [])
+    monkeypatch.setattr(station.experiments, "experiments", [])
     # every block through the render pool, and the third one held back until released
     monkeypatch.setattr(Session, "cheap", property(lambda self: False))
     held, release = threading.Event(), threading.Event()
@@ -300,18 +299,29 @@ async def test_a_control_acts_on_what_was_heard_by_the_time_it_came(
 
     monkeypatch.setattr(Session, "render_next", render_next)
     loop = asyncio.get_running_loop()
-    # a small receive buffer, full by the time the render is held: the client's reading then
-    # reopens its window, which is what the server sees of it
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.connect(("127.0.0.1", fast.port))
+    sock.connect(("127.0.0.1", server.port))
     try:
         sock.sendall(f"GET /stream/{listener}.mp3 HTTP/1.0\r\n\r\n".encode())
         assert await loop.run_in_executor(None, held.wait, 30)
-        session = demo_station.sessions.live(listener)
+        session = station.sessions.live(listener)
         assert session is not None
+        yield sock, session
+    finally:
+        release.set()
+        sock.close()
+
+
+async def test_a_control_acts_on_what_was_heard_by_the_time_it_came(
+    fast, demo_station, monkeypatch
+):
+    """A like acts at the position the listener has reached when it comes, not at the
+    connection's last reading of the ear."""
+    listener = "control-after-reading"
+    async with _render_held(fast, demo_station, monkeypatch, listener) as (sock, session):
         before = session.heard_s
-        got = await loop.run_in_executor(None, sock.recv, 1 << 16)
+        got = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 1 << 16)
         assert len(got) > 4000
         async with (
             aiohttp.ClientSession() as client,
@@ -319,10 +329,20 @@ async def test_a_control_acts_on_what_was_heard_by_the_time_it_came(
         ):
             assert r.status == 200, await r.text()
             liked = (await r.json())["liked"]
-        # the like read the ear: what the client took while the server waited is heard (as
-        # far as its reopened window shows it: 2 KiB, 0.128 s, here; 0 without the reading)
+        # what the client took while the server waited is heard (as far as its reopened window
+        # shows it: 2 KiB, 0.128 s, here)
         assert session.heard_s - before > 0.05
         assert liked == session.now.track.id
-    finally:
-        release.set()
-        sock.close()
+
+
+async def test_the_ear_moves_while_the_server_waits_for_a_render(
+    fast, demo_station, monkeypatch
+):
+    """A stream waiting for its renderer still follows its listener's ear: what they hear
+    (titles, the AI-voice flag, credits) does not wait for the render."""
+    listener = "ear-while-rendering"
+    async with _render_held(fast, demo_station, monkeypatch, listener) as (sock, session):
+        before = session.heard_s
+        got = await asyncio.get_running_loop().run_in_executor(None, sock.recv, 1 << 16)
+        assert len(got) > 4000
+        await eventually(lambda: session.heard_s - before > 0.05, timeout_s=5.0)

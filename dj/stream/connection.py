@@ -117,14 +117,28 @@ class Connection:
                 started = self.waiting_since = loop.time()
                 behind = self._behind_s(started)
                 try:
-                    rendered = await loop.run_in_executor(
-                        self.station.render_pool, self.session.render_next
+                    rendered = await self._rendered(
+                        loop.run_in_executor(self.station.render_pool, self.session.render_next)
                     )
                 finally:
                     self.waiting_since = None
                 self._waited(started, behind, loop.time())
             self.station.rendered(self.session, rendered)
         return None
+
+    async def _rendered(self, render: asyncio.Future[Chunk]) -> Chunk:
+        """The render's result, reading the ear meanwhile: the client plays on what it holds,
+        and what it hears (titles, credits) must not wait for the renderer."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                done, _ = await asyncio.wait({render}, timeout=TICK_S)
+                if done:
+                    return render.result()
+                if self.ear.t_first is not None:
+                    self._tick(loop.time())
+        finally:
+            render.cancel()  # the connection ends first: the block is not wanted (as awaited)
 
     def _behind_s(self, now: float) -> float | None:
         """How far real time has passed the end of what was sent (> 0: the listener's buffer
