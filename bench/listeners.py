@@ -352,6 +352,7 @@ def ensure_catalog(data_dir: Path) -> None:
     if track_count(data_dir / "dj.sqlite3") > 0:
         return
     from dj.catalog import Catalog
+    from dj.cli import make_bodies
     from dj.config import load_config
     from dj.demo.build import build_demo
     from dj.store import Store
@@ -363,11 +364,7 @@ def ensure_catalog(data_dir: Path) -> None:
     print(build_demo(config, catalog, progress=True).describe(), flush=True)
     # and, as `dj demo` does before it serves, every track's body for the spliced path: a
     # station started without them makes them while its first listeners wait
-    from dj.audio.bodies import BodyStore
-    from dj.program.programme import track_cue
-
-    print("making the track bodies", flush=True)
-    BodyStore.for_config(config).warm_all([track_cue(t) for t in catalog.tracks()])
+    make_bodies(config, catalog)
 
 
 class Server:

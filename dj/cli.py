@@ -37,7 +37,7 @@ def _open_catalog(config: Config):
     return Catalog(store, config.media_dir)
 
 
-def _make_bodies(config: Config, catalog, quiet: bool = False, bar=None) -> None:
+def make_bodies(config: Config, catalog, quiet: bool = False, bar=None) -> None:
     """Master and encode every track's body once (the spliced path shares them); made bodies
     stay in the cache dir, so this is quick after the first time. ``bar``: a tqdm bar to
     advance (dj demo's one bar) instead of a line of its own."""
@@ -176,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     bar = _demo_bar(config, catalog)
     try:
         summary = build_demo(config, catalog, progress=bar if bar is not None else False)
-        _make_bodies(config, catalog, bar=bar)
+        make_bodies(config, catalog, bar=bar)
     finally:
         if bar is not None:
             bar.close()
@@ -350,7 +350,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"dj ingest: {exc}", file=sys.stderr)
         return 2
     print(report.format_table())
-    _make_bodies(config, catalog, quiet=args.quiet)
+    make_bodies(config, catalog, quiet=args.quiet)
     if report.failed:
         print(f"dj ingest: {len(report.failed)} of {len(report.rows)} files failed (see the"
               " table)", file=sys.stderr)

@@ -164,11 +164,8 @@ class PieceCache:
         if not mine:
             waiter.wait(INFLIGHT_WAIT_S)
             with self._lock:
-                got = self._items.get(key)
-                if got is not None:
-                    self.hits += 1
-                    return got
-            return make()  # that render failed (or was too big to keep)
+                got = self._held(key)
+            return got if got is not None else make()  # that render failed (or was too big)
         try:
             got = self.disk.load(key) if self.disk is not None else None
             if got is None:

@@ -87,10 +87,11 @@ class WindowDisk:
         """Remove the least recently used pieces until the folder is under its size; returns
         how many went."""
         try:
-            entries = [(e.stat().st_mtime, e.stat().st_size, e.path)
-                       for e in os.scandir(self.directory) if e.name.endswith(SUFFIX)]
+            stats = [(e.stat(), e.path)
+                     for e in os.scandir(self.directory) if e.name.endswith(SUFFIX)]
         except OSError:
             return 0
+        entries = [(st.st_mtime, st.st_size, path) for st, path in stats]
         total = sum(size for _, size, _ in entries)
         removed = 0
         for _, size, path in sorted(entries):
