@@ -121,7 +121,7 @@ async def test_skips_rest_an_artist_and_now_playing_follows(server, demo_station
     catalog = demo_station.catalog
     skips: Counter[str] = Counter()
     rested: str | None = None
-    picks_before = rest_left = 0
+    rest_began = rest_left = 0
     async with (
         aiohttp.ClientSession() as client,
         client.get(url(server, f"/stream/{listener}.mp3")) as resp,
@@ -131,7 +131,7 @@ async def test_skips_rest_an_artist_and_now_playing_follows(server, demo_station
         last = None
         for _ in range(20_000):
             assert await resp.content.read(8192)
-            if rested is not None and session.programme.history.picks >= picks_before + REST_PICKS:
+            if rested is not None and session.programme.history.picks >= rest_began + REST_PICKS:
                 break
             async with client.get(url(server, f"/api/listeners/{listener}/now-playing")) as r:
                 current = (await r.json())["track_id"]
@@ -155,10 +155,10 @@ async def test_skips_rest_an_artist_and_now_playing_follows(server, demo_station
                     # then took one off the rest, which dates the rest's start exactly
                     with session.programme._lock:
                         rest_left = session.programme.history.rested.get(artist, 0)
-                        picks_before = session.programme.history.picks - (REST_PICKS - rest_left)
+                        rest_began = session.programme.history.picks - (REST_PICKS - rest_left)
         played = list(session.programme.history.played)
     assert rested is not None and rest_left > 0
-    after = [p.artist_id for p in played[picks_before : picks_before + REST_PICKS]]
+    after = [p.artist_id for p in played[rest_began : rest_began + REST_PICKS]]
     assert len(after) == REST_PICKS
     assert rested not in after
 
